@@ -1,0 +1,235 @@
+"""Audio configuration, wav I/O, log-mel features and Griffin-Lim.
+
+Every shipped model family shares one `AudioConfig`: a vocoder can only turn a mel into sound
+if the mel was computed the same way, so the config travels inside every checkpoint and the
+engine refuses to pair models whose configs differ.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import logging
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import torch
+import torchaudio
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class AudioConfig:
+    """How waveforms become log-mel frames (and back).
+
+    The defaults are the studio's shipped setting: 16 kHz (the teacher voices' own rate and
+    the rate wideband PESQ needs), 12.5 ms hop. For a 22.05 kHz LJSpeech set, change
+    `sample_rate` (and usually `hop_length=256, win_length=1024, fmax=8000`) and nothing else.
+    """
+
+    sample_rate: int = 16000  # Hz of every waveform the models see or make
+    n_fft: int = 1024  # FFT size; >= win_length, a power of two for speed
+    win_length: int = 800  # analysis window in samples (50 ms at 16 kHz)
+    hop_length: int = 200  # samples between frames (12.5 ms at 16 kHz, 80 frames/s)
+    n_mels: int = 80  # mel bands
+    fmin: float = 0.0  # lowest mel band edge, Hz
+    fmax: float = 8000.0  # highest mel band edge, Hz (Nyquist at 16 kHz)
+    log_floor: float = 1e-5  # magnitudes are clamped here before the natural log
+    preemphasis: float = 0.0  # 0 disables; kept for datasets that want it
+    ref_db: float = -20.0  # loudness target (RMS dBFS) for normalise_loudness
+    trim_top_db: float = 40.0  # silence trimming threshold below the peak, dB
+
+    @property
+    def frames_per_second(self) -> float:
+        return self.sample_rate / self.hop_length
+
+    @property
+    def log_silence(self) -> float:
+        """Value a frame of digital silence has in the log-mel (used for padding)."""
+        return math.log(self.log_floor)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "AudioConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in known})
+
+
+# ---------------------------------------------------------------------------------------------
+# Files
+
+
+def load_wav(path: str | Path, sample_rate: int | None = None) -> tuple[np.ndarray, int]:
+    """Read a file as mono float32 in [-1, 1]; resample when `sample_rate` is given."""
+    wav, sr = sf.read(str(path), dtype="float32", always_2d=True)
+    wav = wav.mean(axis=1)
+    if sample_rate is not None and sr != sample_rate:
+        wav = resample(wav, sr, sample_rate)
+        sr = sample_rate
+    return wav, sr
+
+
+def save_wav(path: str | Path, wav: np.ndarray, sample_rate: int) -> Path:
+    """Write mono audio; the format follows the suffix (.wav is 16-bit PCM, .flac, .ogg)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    wav = np.clip(np.asarray(wav, dtype=np.float32), -1.0, 1.0)
+    subtype = "PCM_16" if path.suffix.lower() in (".wav", ".flac") else None
+    sf.write(str(path), wav, sample_rate, subtype=subtype)
+    return path
+
+
+def resample(wav: np.ndarray, orig_sr: int, target_sr: int) -> np.ndarray:
+    if orig_sr == target_sr:
+        return wav
+    out = torchaudio.functional.resample(torch.from_numpy(np.ascontiguousarray(wav)), orig_sr, target_sr)
+    return out.numpy().astype(np.float32)
+
+
+# ---------------------------------------------------------------------------------------------
+# Level and silence
+
+
+def rms_db(wav: np.ndarray) -> float:
+    return 20.0 * math.log10(float(np.sqrt(np.mean(np.square(wav)))) + 1e-9)
+
+
+def normalise_loudness(wav: np.ndarray, target_db: float = -20.0, peak: float = 0.95) -> np.ndarray:
+    """Scale to an RMS of `target_db` dBFS without letting the peak pass `peak`."""
+    if wav.size == 0 or not np.any(wav):
+        return wav.astype(np.float32)
+    gain = 10.0 ** ((target_db - rms_db(wav)) / 20.0)
+    max_abs = float(np.max(np.abs(wav))) * gain
+    if max_abs > peak:
+        gain *= peak / max_abs
+    return (wav * gain).astype(np.float32)
+
+
+def trim_silence(wav: np.ndarray, top_db: float = 40.0, pad_s: float = 0.05, sample_rate: int = 16000) -> np.ndarray:
+    """Cut leading and trailing silence, keeping `pad_s` seconds of it at each end."""
+    import librosa
+
+    if wav.size == 0:
+        return wav
+    _, (start, end) = librosa.effects.trim(wav, top_db=top_db, frame_length=1024, hop_length=256)
+    pad = int(pad_s * sample_rate)
+    return wav[max(0, start - pad) : min(len(wav), end + pad)]
+
+
+def dither(wav: np.ndarray, level_db: float = -60.0, seed: int = 0) -> np.ndarray:
+    """Add faint noise; speech recognisers misbehave on exact digital silence."""
+    rng = np.random.default_rng(seed)
+    return (wav + rng.standard_normal(len(wav)).astype(np.float32) * 10 ** (level_db / 20)).astype(np.float32)
+
+
+def silence(seconds: float, sample_rate: int) -> np.ndarray:
+    return np.zeros(max(0, int(round(seconds * sample_rate))), dtype=np.float32)
+
+
+# ---------------------------------------------------------------------------------------------
+# Mel features
+
+
+@functools.lru_cache(maxsize=8)
+def _mel_transform(cfg: AudioConfig) -> torchaudio.transforms.MelSpectrogram:
+    return torchaudio.transforms.MelSpectrogram(
+        sample_rate=cfg.sample_rate,
+        n_fft=cfg.n_fft,
+        win_length=cfg.win_length,
+        hop_length=cfg.hop_length,
+        f_min=cfg.fmin,
+        f_max=cfg.fmax,
+        n_mels=cfg.n_mels,
+        power=1.0,
+        norm="slaney",
+        mel_scale="slaney",
+        center=True,
+        pad_mode="reflect",
+    )
+
+
+def mel_filterbank(cfg: AudioConfig) -> torch.Tensor:
+    """(n_freq, n_mels) matrix mapping linear magnitudes to mel bands."""
+    return _mel_transform(cfg).mel_scale.fb
+
+
+def mel_spectrogram(wav: np.ndarray | torch.Tensor, cfg: AudioConfig) -> torch.Tensor:
+    """Log-mel magnitudes.
+
+    Shapes:
+        wav: (T_wav,) or (B, T_wav)
+        returns: (T_mel, n_mels) or (B, T_mel, n_mels)
+    """
+    x = torch.as_tensor(wav, dtype=torch.float32)
+    if cfg.preemphasis:
+        x = torch.cat([x[..., :1], x[..., 1:] - cfg.preemphasis * x[..., :-1]], dim=-1)
+    with torch.no_grad():
+        mel = _mel_transform(cfg)(x)  # (..., n_mels, T_mel)
+    return torch.log(torch.clamp(mel, min=cfg.log_floor)).transpose(-1, -2)  # (..., T_mel, n_mels)
+
+
+def griffin_lim(
+    mel: np.ndarray | torch.Tensor,
+    cfg: AudioConfig,
+    n_iter: int = 32,
+    momentum: float = 0.99,
+    power: float = 1.3,
+) -> np.ndarray:
+    """Invert a log-mel to audio: mel -> linear magnitude (pseudo-inverse) -> Griffin-Lim.
+
+    `power` > 1 sharpens the magnitudes before phase recovery, which reduces the metallic
+    smear Griffin-Lim puts on over-smoothed predicted mels (Tacotron, section 3.4).
+
+    Shapes:
+        mel: (T_mel, n_mels)
+        returns: (T_wav,)
+    """
+    m = torch.as_tensor(mel, dtype=torch.float32)
+    mag_mel = torch.exp(m).T  # (n_mels, T_mel)
+    inv = _mel_pinv(cfg)  # (n_freq, n_mels)
+    linear = torch.clamp(inv @ mag_mel, min=cfg.log_floor)  # (n_freq, T_mel)
+    gl = _griffin_lim_transform(cfg, n_iter, momentum)
+    wav = gl(linear**power)
+    if cfg.preemphasis:
+        wav = torchaudio.functional.lfilter(
+            wav, torch.tensor([1.0, -cfg.preemphasis]), torch.tensor([1.0, 0.0]), clamp=False
+        )
+    return wav.numpy().astype(np.float32)
+
+
+@functools.lru_cache(maxsize=8)
+def _mel_pinv(cfg: AudioConfig) -> torch.Tensor:
+    return torch.linalg.pinv(mel_filterbank(cfg).T)  # (n_freq, n_mels)
+
+
+@functools.lru_cache(maxsize=16)
+def _griffin_lim_transform(cfg: AudioConfig, n_iter: int, momentum: float) -> torchaudio.transforms.GriffinLim:
+    return torchaudio.transforms.GriffinLim(
+        n_fft=cfg.n_fft,
+        win_length=cfg.win_length,
+        hop_length=cfg.hop_length,
+        power=1.0,
+        n_iter=n_iter,
+        momentum=momentum,
+        rand_init=False,
+    )
+
+
+def spectral_convergence(reference: np.ndarray, estimate: np.ndarray, cfg: AudioConfig) -> float:
+    """|| |S_ref| - |S_est| ||_F / || |S_ref| ||_F on linear STFT magnitudes (lower is better)."""
+    n = min(len(reference), len(estimate))
+    win = torch.hann_window(cfg.win_length)
+
+    def mag(x):
+        return torch.stft(
+            torch.as_tensor(x[:n]), cfg.n_fft, cfg.hop_length, cfg.win_length, win, return_complex=True
+        ).abs()
+
+    a, b = mag(reference), mag(estimate)
+    return float(torch.linalg.norm(a - b) / torch.linalg.norm(a))

@@ -1,0 +1,124 @@
+"""Speech quality on held-out sentences, always measured beside the teacher voice.
+
+    python -m studio eval quality --model tacotron --vocoder griffinlim --limit 20 --json
+    python -m studio eval quality --model teacher            # the teachers alone
+    python -m studio eval quality --model copy --vocoder griffinlim   # vocoder copy synthesis
+
+For every voice: pocketsphinx WER of the model and of the teacher on the same sentences,
+mel-cepstral distortion against the teacher's audio (after DTW) and the duration ratio; then
+alignment health of the model on the hard-sentence list.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from studio.audio import AudioConfig, mel_spectrogram
+from studio.eval.metrics import Recognizer, corpus_wer, mcd, pesq_wb, stoi
+from studio.text import normalize
+
+log = logging.getLogger(__name__)
+
+ASSETS = Path(__file__).resolve().parent.parent.parent / "assets" / "sentences"
+
+
+def read_list(name: str, limit: int | None = None) -> list[str]:
+    lines = [s.strip() for s in (ASSETS / name).read_text(encoding="utf-8").splitlines() if s.strip()]
+    return lines[:limit] if limit else lines
+
+
+def teacher_audio(voice: str, text: str, audio: AudioConfig, cache: dict | None = None) -> np.ndarray:
+    from studio.training.corpus import TEACHERS, synthesize_teacher
+
+    key = (voice, text)
+    if cache is not None and key in cache:
+        return cache[key]
+    wav = synthesize_teacher(TEACHERS[voice], normalize(text), audio)
+    if cache is not None:
+        cache[key] = wav
+    return wav
+
+
+def evaluate_quality(engine, model: str, vocoder: str = "griffinlim", voices: list[str] | None = None,
+                     limit: int = 20, hard: bool = True, save_dir: Path | None = None) -> dict:
+    """Run the quality eval; returns a JSON-ready dict (per voice and overall)."""
+    from studio.training.corpus import TEACHERS
+
+    recognizer = Recognizer()
+    sentences = read_list("heldout.txt", limit)
+    if model in ("teacher", "copy"):
+        audio = AudioConfig()
+        all_voices = [v for v in TEACHERS if v in (voices or ["slt", "rms", "awb", "kal16"])]
+    else:
+        am = engine.acoustic_model(model)
+        audio = am.audio
+        all_voices = voices or [s["id"] for s in am.speakers]
+    result: dict = {"model": model, "vocoder": vocoder, "sentences": len(sentences), "voices": {}}
+    cache: dict = {}
+    for v in all_voices:
+        if v not in TEACHERS:
+            log.warning("voice %s has no teacher to compare with; skipped", v)
+            continue
+        refs, hyps_t, hyps_m, mcds, ratios, pesqs, stois, rtfs = [], [], [], [], [], [], [], []
+        for i, s in enumerate(sentences):
+            ref = normalize(s)
+            t_wav = teacher_audio(v, s, audio, cache)
+            refs.append(ref)
+            hyps_t.append(recognizer.transcribe(t_wav, audio.sample_rate))
+            if model == "teacher":
+                continue
+            if model == "copy":
+                mel = mel_spectrogram(t_wav, audio).numpy()
+                m_wav = engine.vocode(mel, vocoder, audio)
+                pesqs.append(pesq_wb(t_wav, m_wav, audio.sample_rate))
+                stois.append(stoi(t_wav, m_wav, audio.sample_rate))
+            else:
+                take = engine.synthesize(s, voice=v, model=model, vocoder=vocoder)
+                m_wav = take.audio
+                rtfs.append(take.timings["rtf"])
+                if save_dir is not None and i < 3:
+                    from studio.audio import save_wav
+
+                    save_wav(save_dir / f"{model}_{vocoder}_{v}_{i}.wav", m_wav, audio.sample_rate)
+            hyps_m.append(recognizer.transcribe(m_wav, audio.sample_rate))
+            mcds.append(mcd(t_wav, m_wav, audio))
+            ratios.append(len(m_wav) / max(1, len(t_wav)))
+        row = {"teacher_wer": round(corpus_wer(list(zip(refs, hyps_t))), 4)}
+        if model != "teacher":
+            row["wer"] = round(corpus_wer(list(zip(refs, hyps_m))), 4)
+            row["wer_ratio"] = round(row["wer"] / max(row["teacher_wer"], 1e-6), 3)
+            row["mcd_db"] = round(float(np.mean(mcds)), 3)
+            row["duration_ratio"] = round(float(np.mean(ratios)), 3)
+            row["examples"] = [{"ref": r, "teacher": t, "model": m}
+                               for r, t, m in list(zip(refs, hyps_t, hyps_m))[:3]]
+        if pesqs:
+            row["pesq_wb"] = round(float(np.mean(pesqs)), 3)
+            row["stoi"] = round(float(np.mean(stois)), 4)
+        if rtfs:
+            row["rtf"] = round(float(np.mean(rtfs)), 3)
+        result["voices"][v] = row
+        log.info("%s: %s", v, {k: x for k, x in row.items() if k != "examples"})
+    if hard and model not in ("teacher", "copy"):
+        result["hard"] = hard_sentence_health(engine, model, all_voices)
+    rows = result["voices"].values()
+    result["overall"] = {k: round(float(np.mean([r[k] for r in rows])), 4)
+                         for k in ("wer", "teacher_wer", "wer_ratio", "mcd_db", "pesq_wb", "stoi")
+                         if rows and all(k in r for r in rows)}
+    return result
+
+
+def hard_sentence_health(engine, model: str, voices: list[str]) -> dict:
+    """Alignment health on the hard list, without retakes, so failures are the model's own."""
+    sentences = read_list("hard.txt")
+    failures, total, details = 0, 0, []
+    for v in voices:
+        for s in sentences:
+            take = engine.synthesize(s, voice=v, model=model, retake=False)
+            total += 1
+            if not take.ok:
+                failures += 1
+                details.append({"voice": v, "text": s, "verdict": take.health["verdict"]})
+    return {"sentences": total, "failures": failures, "details": details[:20]}

@@ -1,0 +1,116 @@
+"""Speed on this CPU: seconds of compute per second of audio, beside peer implementations.
+
+    python -m studio eval speed --limit 5 --json
+
+Peers run in the same process on the same input: torchaudio's Tacotron2 (random weights, its
+decoder forced to emit the same number of mel frames as ours) and librosa's Griffin-Lim beside
+ours (torchaudio's). A ratio below 1 means we are faster than the peer.
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+import resource
+import time
+
+import numpy as np
+import torch
+
+from studio.audio import AudioConfig, griffin_lim
+from studio.eval.quality import read_list
+
+log = logging.getLogger(__name__)
+
+
+def _rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def _time(fn, repeat: int = 1) -> float:
+    best = float("inf")
+    for _ in range(repeat):
+        t = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t)
+    return best
+
+
+def peer_tacotron2(n_mels: int, n_symbols: int):
+    from torchaudio.models import Tacotron2
+
+    torch.manual_seed(0)
+    m = Tacotron2(n_mels=n_mels, n_symbol=n_symbols, decoder_max_step=100000, gate_threshold=2.0)
+    return m.eval()
+
+
+def evaluate_speed(engine, limit: int = 5, models: list[str] | None = None, vocoders: list[str] | None = None,
+                   peers: bool = True) -> dict:
+    sentences = read_list("heldout.txt", limit)
+    result: dict = {"threads": torch.get_num_threads(), "sentences": len(sentences), "acoustic": {},
+                    "vocoder": {}, "peers": {}}
+    for info in engine.models("acoustic"):
+        if models and info.name not in models:
+            continue
+        am = engine.acoustic_model(info.name)
+        voice = am.speakers[0]["id"]
+        engine.synthesize(sentences[0], voice=voice, model=info.name, retake=False)  # warm-up
+        acoustic_s, vocoder_s, audio_s, frames = 0.0, 0.0, 0.0, 0
+        for s in sentences:
+            take = engine.synthesize(s, voice=voice, model=info.name, retake=False)
+            acoustic_s += take.timings["acoustic_s"]
+            vocoder_s += take.timings["vocoder_s"]
+            audio_s += take.timings["audio_s"]
+            frames += sum(len(seg.mel) for seg in take.segments)
+        result["acoustic"][info.name] = {
+            "rtf": round(acoustic_s / audio_s, 4), "audio_s": round(audio_s, 2), "mel_frames": frames,
+            "parameters": am.parameters,
+        }
+        first = time_to_first_audio(engine, info.name, voice, sentences)
+        result["acoustic"][info.name]["time_to_first_audio_s"] = round(first, 3)
+        if peers:
+            ids = torch.tensor(am.frontend.prepare(sentences[0])[0].ids)[None]
+            n_frames = int(frames / len(sentences))
+            peer = peer_tacotron2(am.audio.n_mels, len(am.vocab))
+            peer.decoder.decoder_max_step = n_frames
+            t_peer = _time(lambda: peer.infer(ids), repeat=1)
+            t_ours = _time(lambda: am.model.infer(ids[0], max_steps=max(1, n_frames // am.model.cfg.r)), repeat=1)
+            result["peers"][f"{info.name}_vs_torchaudio_tacotron2"] = {
+                "mel_frames": n_frames, "ours_s": round(t_ours, 3), "peer_s": round(t_peer, 3),
+                "ratio": round(t_ours / t_peer, 3),
+            }
+    audio = AudioConfig()
+    mel = np.random.default_rng(0).standard_normal((400, audio.n_mels)).astype(np.float32) - 4  # 5 s of frames
+    seconds = len(mel) * audio.hop_length / audio.sample_rate
+    for info in engine.models("vocoder"):
+        if vocoders and info.name not in vocoders:
+            continue
+        voc_audio = info.audio or audio
+        vocode = engine.vocoder(info.name, voc_audio)
+        vocode(mel[:40])
+        t = _time(lambda: vocode(mel), repeat=1)
+        result["vocoder"][info.name] = {"rtf": round(t / seconds, 4), "audio_s": seconds}
+    if peers:
+        import librosa
+
+        t_ours = _time(lambda: griffin_lim(mel, audio, n_iter=32), repeat=2)
+
+        def librosa_gl():
+            lin = librosa.feature.inverse.mel_to_stft(np.exp(mel.T), sr=audio.sample_rate, n_fft=audio.n_fft,
+                                                      fmin=audio.fmin, fmax=audio.fmax, power=1.0)
+            librosa.griffinlim(lin, n_iter=32, hop_length=audio.hop_length, win_length=audio.win_length)
+
+        t_peer = _time(librosa_gl, repeat=1)
+        result["peers"]["griffinlim_vs_librosa"] = {"ours_s": round(t_ours, 3), "peer_s": round(t_peer, 3),
+                                                    "ratio": round(t_ours / t_peer, 3), "audio_s": seconds}
+    gc.collect()
+    result["peak_rss_mb"] = round(_rss_mb(), 1)
+    return result
+
+
+def time_to_first_audio(engine, model: str, voice: str, sentences: list[str]) -> float:
+    """Seconds until the first line of a 10-line script is playable (streaming per sentence)."""
+    script = (sentences * 10)[:10]
+    t = time.perf_counter()
+    next(engine.stream(" ".join(script[:1]), voice=voice, model=model, retake=False))
+    return time.perf_counter() - t

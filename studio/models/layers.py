@@ -1,0 +1,105 @@
+"""Layers shared by the acoustic models (Tacotron and Transformer-TTS)."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def lengths_to_mask(lengths: torch.Tensor, max_len: int | None = None) -> torch.Tensor:
+    """True at valid positions. Shapes: lengths (B,) -> (B, T). Device follows `lengths`."""
+    max_len = int(lengths.max()) if max_len is None else max_len
+    return torch.arange(max_len, device=lengths.device)[None, :] < lengths[:, None]
+
+
+class Prenet(nn.Module):
+    """Bottleneck of linear + ReLU + dropout layers in front of the decoder (Tacotron, 2017).
+
+    Dropout stays on at inference: it is the only source of variation the autoregressive decoder
+    sees, and without it the decoder copies its previous frame (Shen et al., 2018, section 2.3).
+    """
+
+    def __init__(self, in_dim: int, sizes: list[int], dropout: float = 0.5):
+        super().__init__()
+        dims = [in_dim] + sizes
+        self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(dims[:-1], dims[1:]))
+        self.dropout = dropout
+
+    def forward(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Shapes: x (..., in_dim) -> (..., sizes[-1]).
+
+        A `generator` makes the dropout masks reproducible and independent of other threads'
+        use of the global RNG (the engine serves several requests at once)."""
+        for layer in self.layers:
+            x = F.relu(layer(x))
+            if generator is None:
+                x = F.dropout(x, p=self.dropout, training=True)
+            elif self.dropout > 0:
+                keep = torch.rand(x.shape, generator=generator, device=x.device) >= self.dropout
+                x = x * keep / (1.0 - self.dropout)
+        return x
+
+
+class ConvNorm(nn.Sequential):
+    """1-D convolution ("same" padding), batch norm, optional activation and dropout."""
+
+    def __init__(self, c_in: int, c_out: int, kernel: int, activation: str | None = "relu", dropout: float = 0.0):
+        layers: list[nn.Module] = [nn.Conv1d(c_in, c_out, kernel, padding=kernel // 2), nn.BatchNorm1d(c_out)]
+        if activation == "relu":
+            layers.append(nn.ReLU())
+        elif activation == "tanh":
+            layers.append(nn.Tanh())
+        if dropout:
+            layers.append(nn.Dropout(dropout))
+        super().__init__(*layers)
+
+
+class Postnet(nn.Module):
+    """Five convolutions predicting a residual that sharpens the decoder's mel (Tacotron 2)."""
+
+    def __init__(self, n_mels: int, channels: int = 256, kernel: int = 5, n_layers: int = 5, dropout: float = 0.5):
+        super().__init__()
+        dims = [n_mels] + [channels] * (n_layers - 1) + [n_mels]
+        self.convs = nn.ModuleList(
+            ConvNorm(a, b, kernel, activation="tanh" if i < n_layers - 1 else None, dropout=dropout)
+            for i, (a, b) in enumerate(zip(dims[:-1], dims[1:]))
+        )
+
+    def forward(self, mel: torch.Tensor) -> torch.Tensor:
+        """Shapes: mel (B, T_mel, n_mels) -> residual (B, T_mel, n_mels)"""
+        x = mel.transpose(1, 2)  # (B, n_mels, T_mel)
+        for conv in self.convs:
+            x = conv(x)
+        return x.transpose(1, 2)  # (B, T_mel, n_mels)
+
+
+def guided_attention_loss(
+    alignment: torch.Tensor, text_lengths: torch.Tensor, dec_lengths: torch.Tensor, sigma: float = 0.2
+) -> torch.Tensor:
+    """Penalise attention far from the diagonal (Tachibana et al., 2017, "DC-TTS", eq. 4).
+
+    W[t, n] = 1 - exp(-(n/N - t/T)^2 / (2 sigma^2)); loss = mean of A * W over valid cells.
+
+    Shapes:
+        alignment: (B, T_dec, T_text) or (B, H, T_dec, T_text) for several heads
+        text_lengths, dec_lengths: (B,)
+    """
+    B, T_dec, T_text = alignment.shape[0], alignment.shape[-2], alignment.shape[-1]
+    dev = alignment.device
+    n = torch.arange(T_text, device=dev)[None, None, :] / text_lengths[:, None, None].float()  # (B, 1, T_text)
+    t = torch.arange(T_dec, device=dev)[None, :, None] / dec_lengths[:, None, None].float()  # (B, T_dec, 1)
+    w = 1.0 - torch.exp(-((n - t) ** 2) / (2 * sigma**2))  # (B, T_dec, T_text)
+    mask = lengths_to_mask(dec_lengths, T_dec)[:, :, None] & lengths_to_mask(text_lengths, T_text)[:, None, :]
+    w = w * mask
+    if alignment.dim() == 4:
+        w, mask = w[:, None], mask[:, None].expand_as(alignment)  # broadcast over heads
+    return (alignment * w).sum() / mask.sum().clamp(min=1)
+
+
+def masked_l1_mse(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """L1 + MSE over valid frames. Shapes: pred/target (B, T, C), mask (B, T)."""
+    m = mask[:, :, None].to(pred.dtype)
+    denom = m.sum().clamp(min=1) * pred.shape[-1]
+    diff = (pred - target) * m
+    return diff.abs().sum() / denom + (diff**2).sum() / denom

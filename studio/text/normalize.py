@@ -1,0 +1,885 @@
+"""English text normalisation: raw script text -> the words a TTS model should speak.
+
+The acoustic models are trained on spelled-out English words, so every digit,
+symbol and abbreviation has to become words before G2P runs: "$3.50" read by a G2P that has
+never seen "$" comes out as silence or noise, and "Dr." left with its period would make the
+sentence splitter cut "Dr. Smith" in two. The pipeline is
+
+1. `fold_unicode`: accents folded to ASCII (NFKD, combining marks dropped), curly quotes and
+   dashes made plain, scripts the English-only models cannot speak (CJK, Arabic, emoji...)
+   dropped, and the few non-ASCII symbols the rules read ("£ € ¥ ¢ °") kept;
+2. an ordered table of (regex, handler) rules, most specific first: a phone number or a date
+   must be claimed before the generic "digits" and "range" rules see its pieces;
+3. `_tidy`: whatever is still not a letter or one of ". , ! ? ; : ' -" is dropped, and the
+   punctuation is cleaned into one mark per pause.
+
+Only sentence periods survive: abbreviation periods are removed (and put back when the
+abbreviation also ends the sentence), because the sentence splitter that runs next splits
+on them. `normalize` never raises on a `str`: a handler that fails on some odd input leaves
+its text for the later, simpler rules and logs a warning.
+
+Choices: numbers use num2words' British-style "and" ("one hundred and third"); bare
+four-digit numbers from 1100 to 2099 are read as years ("1984" -> "nineteen eighty-four",
+"1500 people" -> "fifteen hundred people"); 0 is "oh" in phone numbers and clock times and
+"zero" elsewhere; "a/b" between words is read "a or b"; all-caps tokens of 2-5 letters with
+no vowel (or in a short list such as "FBI") are spelled out letter by letter.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import re
+import unicodedata
+from dataclasses import dataclass
+from typing import Callable
+
+from num2words import num2words
+
+log = logging.getLogger(__name__)
+
+
+class TextError(ValueError):
+    """Text the studio cannot use: not a string, not a number where one is required, or
+    nothing speakable left (the front-end raises it when `normalize` returns "")."""
+
+
+def _re(pattern: str, flags: int = 0) -> re.Pattern:
+    # ASCII classes: the handlers assume `\d` is 0-9 and `\w` is an English word character; other
+    # scripts' digits and letters are the folding step's business (it drops them).
+    return re.compile(pattern, flags | re.ASCII)
+
+
+# --------------------------------------------------------------------------------------------
+# 1. Unicode folding
+# --------------------------------------------------------------------------------------------
+
+# Characters NFKD leaves alone (or decomposes unhelpfully) that still have a plain reading.
+_CHAR_MAP = {
+    **dict.fromkeys("\u2018\u2019\u201a\u201b\u2032\u02bc`\u00b4", "'"),
+    **dict.fromkeys("\u201c\u201d\u201e\u201f\u2033\u00ab\u00bb", '"'),
+    **dict.fromkeys("\u2010\u2011\u2012\u2013\u2212", "-"),  # en dash stays a hyphen: "10–20"
+    **dict.fromkeys("\u2014\u2015", " , "),  # an em dash is a pause
+    "\u2044": "/",  # fraction slash
+    "\u00d7": "x",  # "2×" and "3×4" then reuse the ASCII multiplier rules
+    "\u00f7": " divided by ",
+    "\u00b1": " plus or minus ",
+    "\u00df": "ss",
+    "\u00e6": "ae",
+    "\u00c6": "AE",
+    "\u0153": "oe",
+    "\u0152": "OE",
+    "\u00f8": "o",
+    "\u00d8": "O",
+    "\u0111": "d",
+    "\u0110": "D",
+    "\u0142": "l",
+    "\u0141": "L",
+    "\u00fe": "th",
+    "\u00de": "Th",
+    "\u00f0": "d",
+    "\u00d0": "D",
+    "\u0131": "i",
+    "\u014b": "ng",
+}
+# Non-ASCII symbols the rules below read; everything else non-ASCII goes.
+_KEPT_SYMBOLS = frozenset("£€¥¢°")
+
+
+@functools.lru_cache(maxsize=8192)
+def _fold_char(ch: str) -> str:
+    if ch in _CHAR_MAP:
+        return _CHAR_MAP[ch]
+    if ch.isascii():
+        return ch if ch.isprintable() else " "  # tabs, newlines, NUL: a word break at most
+    if ch in _KEPT_SYMBOLS:
+        return ch
+    decomposed = unicodedata.normalize("NFKD", ch)
+    if "\u2044" in decomposed:
+        # Vulgar fractions: "2½" must become "2 1/2", not "21/2".
+        return " " + decomposed.replace("\u2044", "/") + " "
+    if decomposed != ch:
+        return "".join(_fold_char(c) for c in decomposed)
+    if unicodedata.category(ch) in ("Mn", "Mc", "Me", "Cf"):
+        return ""  # accents and zero-width joiners sit inside words: dropping them keeps the word
+    return " "  # a letter of another script, an emoji: never glue its neighbours together
+
+
+def fold_unicode(text: str) -> str:
+    """Fold `text` to ASCII and "£€¥¢°": "café" -> "cafe", "“hi”" -> '"hi"', "日本" -> "  "."""
+    return "".join(_fold_char(ch) for ch in text)
+
+
+# --------------------------------------------------------------------------------------------
+# 2. Numbers as words
+# --------------------------------------------------------------------------------------------
+
+_DIGIT_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
+# Past this many digits num2words runs out of scale names (and nobody says them): read digits.
+_MAX_CARDINAL_DIGITS = 15
+
+
+def say_digits(digits: str, zero: str = "zero") -> str:
+    """Read a digit string one digit at a time: "4057" -> "four zero five seven"."""
+    return " ".join(zero if d == "0" else _DIGIT_WORDS[int(d)] for d in digits if d.isdigit())
+
+
+def _words(n: int, to: str = "cardinal") -> str:
+    # num2words puts commas between groups ("one million, two hundred..."); they would read as
+    # pauses in the middle of a number.
+    return num2words(n, lang="en", to=to).replace(",", "")
+
+
+def cardinal(n: int) -> str:
+    """42 -> "forty-two", 103 -> "one hundred and three"; huge numbers are read digit by digit."""
+    if len(str(abs(n))) > _MAX_CARDINAL_DIGITS:
+        return ("minus " if n < 0 else "") + say_digits(str(abs(n)))
+    return _words(n)
+
+
+def ordinal(n: int) -> str:
+    """22 -> "twenty-second"."""
+    if len(str(n)) > _MAX_CARDINAL_DIGITS:
+        return say_digits(str(n))
+    return _words(n, to="ordinal")
+
+
+def year(n: int) -> str:
+    """Read `n` as a year: 1984 -> "nineteen eighty-four", 2005 -> "two thousand and five"."""
+    return _words(n, to="year") if 1000 <= n <= 9999 else cardinal(n)
+
+
+def _is_year_like(digits: str) -> bool:
+    return len(digits) == 4 and 1100 <= int(digits) <= 2099
+
+
+_NUMBER_STRING = _re(r"(-?)(\d{1,3}(?:,\d{3})+|\d*)(?:\.(\d+))?")
+
+
+def spell_number(number: str) -> str:
+    """Spell one written number: "42", "-5", "1,000,000", "3.14", ".5", "007".
+
+    Raises:
+        TextError: `number` is not a plain written number.
+    """
+    m = _NUMBER_STRING.fullmatch(number.strip())
+    if m is None or not (m.group(2) or m.group(3)):
+        raise TextError(f"not a number: {number!r}")
+    sign, whole, frac = m.group(1), m.group(2).replace(",", ""), m.group(3)
+    if len(whole) > 1 and whole.startswith("0") and frac is None:
+        words = say_digits(whole)  # "007", zip codes: the zeros are said
+    elif len(whole) > _MAX_CARDINAL_DIGITS:
+        words = say_digits(whole)  # also keeps int() under Python's 4300-digit limit
+    elif whole:
+        words = cardinal(int(whole))
+    else:
+        words = ""
+    if frac is not None:
+        words = f"{words} point {say_digits(frac)}".strip()
+    return f"minus {words}" if sign else words
+
+
+# --------------------------------------------------------------------------------------------
+# 3. Rules: helpers shared by the handlers
+# --------------------------------------------------------------------------------------------
+
+# A written number: "5", "1,000,000", "3.14".
+_NUM = r"(?:\d{1,3}(?:,\d{3})+(?!\d)|\d+)(?:\.\d+)?"
+# A quantity: an optional minus (not a hyphen after a word) and an optional range "10-20".
+_QTY = rf"(?<![\w.,])-?{_NUM}(?:-{_NUM})?"
+
+# Capitalised words that start sentences far more often than they are names or parts of one.
+# An abbreviation's period counts as a sentence end only before one of these (or at the end of
+# the text, or of a line): a false split ("the U S. Army") breaks the prosody of both halves,
+# while a missed one only loses a pause.
+_SENTENCE_STARTERS = frozenset(
+    "The A An I I'm I'll I've I'd He She It It's We They You This That These Those There"
+    " There's Then But And Or So Yet My His Her Our Their Its Your In On At If When While"
+    " After Before As For From With Without To By Of What Who Why How Where Which Is Are Was"
+    " Were Do Does Did Can Could Will Would Should Shall May Might Must Has Have Had Not No"
+    " Yes Now Today Tomorrow Yesterday Some All Many Most Each Every One Also Still Please"
+    " Let Thank Thanks Oh Well However Meanwhile Later Finally First Next".split()
+)
+_NEXT_WORD = _re(r"\s+[\"'(]*([A-Z][A-Za-z']*)")
+_TEXT_OR_LINE_END = _re(r"[ \t]*(?:$|\n)")
+
+
+def _ends_sentence(m: re.Match) -> bool:
+    """Whether a period consumed by `m` also ends its sentence."""
+    if not m.group(0).endswith("."):
+        return False
+    if _TEXT_OR_LINE_END.match(m.string, m.end()):
+        return True
+    following = _NEXT_WORD.match(m.string, m.end())
+    return following is not None and following.group(1) in _SENTENCE_STARTERS
+
+
+def _name_follows(m: re.Match) -> bool:
+    following = _NEXT_WORD.match(m.string, m.end())
+    return following is not None and following.group(1) not in _SENTENCE_STARTERS
+
+
+def _previous_word(m: re.Match) -> str | None:
+    """The word before `m`, or None at the start of a sentence."""
+    before = m.string[max(0, m.start() - 64) : m.start()].split()
+    if not before or before[-1][-1] in ".!?":
+        return None
+    return before[-1]
+
+
+def _pad(m: re.Match, words: str) -> str:
+    # "MP3" -> "MP three", but "5-year-old" keeps its hyphen: spaces only against letters/digits.
+    s = m.string
+    before = " " if m.start() > 0 and s[m.start() - 1].isalnum() else ""
+    after = " " if m.end() < len(s) and s[m.end()].isalnum() else ""
+    return before + words + after
+
+
+def _match_case(source: str, spoken: str) -> str:
+    if source[:1].isupper():
+        return spoken[:1].upper() + spoken[1:]
+    return spoken[:1].lower() + spoken[1:]
+
+
+def _say_quantity(qty: str) -> tuple[str, bool]:
+    """Spell "5", "-5", "1.5" or the range "10-20"; also say whether it is exactly one."""
+    negative = qty.startswith("-")
+    low, _, high = qty[1:].partition("-") if negative else qty.partition("-")
+    words = spell_number(low)
+    if high:
+        words = f"{words} to {spell_number(high)}"
+    if negative:
+        words = f"minus {words}"
+    return words, qty == "1"
+
+
+def _plural(noun: str) -> str:
+    if noun.endswith("y") and noun[-2:-1] not in ("a", "e", "o"):
+        return noun[:-1] + "ies"
+    return noun + "s"
+
+
+# --------------------------------------------------------------------------------------------
+# 4. Rule handlers, grouped as they run
+# --------------------------------------------------------------------------------------------
+
+# --- URLs and e-mail addresses: before anything reads their dots, digits and "@" ------------
+
+_URL_SYMBOLS = {".": "dot", "/": "slash", "@": "at", "-": "dash", "_": "underscore", ":": "colon"}
+_URL_PIECE = _re(r"[A-Za-z]+|\d+|[./@_:-]")
+_URL_END = r"[^\s<>\"'.,!?;:()\[\]]"  # a URL never ends on the sentence's punctuation
+_TLDS = "com|org|net|edu|gov|io|ai|dev|app|co|uk|us|tv|fm|me|info|biz"
+
+# Lengths are bounded (as they are in real addresses) so that a long run like "a.a.a.a..." costs
+# linear, not quadratic, time: every start position would otherwise scan to its end.
+_LABEL = r"[A-Za-z0-9-]{1,63}"
+_EMAIL = _re(rf"[A-Za-z0-9._%+-]{{1,64}}@{_LABEL}(?:\.{_LABEL}){{1,8}}")
+_URL = _re(
+    rf"\b(?:https?://|www\.)[^\s<>\"]{{0,500}}{_URL_END}"
+    rf"|\b{_LABEL}(?:\.{_LABEL}){{0,8}}\.(?:{_TLDS})\b(?:/[^\s<>\"]{{0,500}}{_URL_END})?",
+    re.IGNORECASE,
+)
+
+
+def _say_address(address: str) -> str:
+    address = re.sub(r"^[a-z]+://", "", address, flags=re.IGNORECASE)
+    address = re.split(r"[?#]", address)[0].rstrip("/")  # queries and fragments are not read out
+    spoken = []
+    for piece in _URL_PIECE.findall(address):
+        if piece in _URL_SYMBOLS:
+            spoken.append(_URL_SYMBOLS[piece])
+        elif piece.isdigit():
+            spoken.append(say_digits(piece))
+        elif piece.lower() == "www":
+            spoken.append("w w w")
+        else:
+            spoken.append(piece)
+    return " ".join(spoken)
+
+
+def _say_url(m: re.Match) -> str:
+    return _pad(m, _say_address(m.group(0)))
+
+
+# --- Dates: before phone numbers, ranges ("2024-01-05") and fractions ("01/05/2024") ---------
+
+_MONTHS = (
+    "January February March April May June July August September October November December"
+).split()
+_MONTH_BY_ABBR = {m[:3]: m for m in _MONTHS} | {"Sept": "September"}
+_MONTH_NAME = "|".join(_MONTHS)
+_MONTH_ABBR = "Sept|Jan|Feb|Mar|Apr|Jun|Jul|Aug|Sep|Oct|Nov|Dec"
+_MONTH = rf"(?P<month>{_MONTH_NAME}|(?:{_MONTH_ABBR})\b\.?)"
+_DAY = r"(?P<day>\d{1,2})(?:st|nd|rd|th)?(?!\d)"
+_YEAR = r"(?P<year>\d{4})(?!\d)"
+
+
+def _month(text: str) -> str:
+    text = text.rstrip(".")
+    return text if text in _MONTHS else _MONTH_BY_ABBR[text]
+
+
+def _say_two_digit_year(yy: str) -> str:
+    return f"oh {_DIGIT_WORDS[int(yy)]}" if yy.startswith("0") else cardinal(int(yy))
+
+
+def _say_date(month: int, day: int, year_text: str | None) -> str | None:
+    if not (1 <= month <= 12 and 1 <= day <= 31):
+        return None
+    spoken = f"{_MONTHS[month - 1]} {ordinal(day)}"
+    if year_text and len(year_text) == 4:
+        spoken += f", {year(int(year_text))}"
+    elif year_text:
+        spoken += f", {_say_two_digit_year(year_text)}"
+    return spoken
+
+
+_ISO_DATE = _re(r"(?<![\w-])(\d{4})-(\d{2})-(\d{2})(?![\w-])")
+_US_NUMERIC_DATE = _re(r"(?<![\w/.])(\d{1,2})/(\d{1,2})/(\d{4}|\d{2})(?![\w/])")
+_MONTH_DAY = _re(rf"\b{_MONTH}\s+(?:{_DAY}(?:,?\s+{_YEAR})?|(?P<lone_year>\d{{4}})(?!\d))")
+_DAY_MONTH = _re(rf"\b{_DAY}\s+(?:of\s+)?{_MONTH}(?:,?\s+{_YEAR})?")
+
+
+def _say_iso_date(m: re.Match) -> str:
+    return _say_date(int(m.group(2)), int(m.group(3)), m.group(1)) or m.group(0)
+
+
+def _say_us_numeric_date(m: re.Match) -> str:
+    return _say_date(int(m.group(1)), int(m.group(2)), m.group(3)) or m.group(0)
+
+
+def _say_month_day(m: re.Match) -> str:
+    month = _month(m.group("month"))
+    if m.group("day") is None:  # "Jan 2024"
+        return f"{month} {year(int(m.group('lone_year')))}"
+    spoken = _say_date(_MONTHS.index(month) + 1, int(m.group("day")), m.group("year"))
+    return spoken or m.group(0)
+
+
+def _say_day_month(m: re.Match) -> str:
+    day = int(m.group("day"))
+    if not 1 <= day <= 31:
+        return m.group(0)
+    spoken = f"{ordinal(day)} of {_month(m.group('month'))}"
+    if (_previous_word(m) or "").lower() != "the":  # "on the 5th of May" has its "the" already
+        spoken = "the " + spoken
+    if m.group("year"):
+        spoken += f", {year(int(m.group('year')))}"
+    return spoken
+
+
+# --- Phone numbers: digit by digit, a comma (pause) between groups --------------------------
+
+_PHONE = _re(
+    r"""(?<![\w+])(?:
+        (?:\+?1[\s.-]?)?(?:\(\d{3}\)\s?|\d{3}[\s.-])\d{3}[\s.-]\d{4}    # North American
+      | \+\d{1,3}(?:[\s.-]\d{1,4}){2,5}                                 # international
+      | [2-9]\d{2}-\d{4}                                                # local "555-1234"
+    )(?![\w-])""",
+    re.VERBOSE,
+)
+
+
+def _say_phone(m: re.Match) -> str:
+    groups = ", ".join(say_digits(g, zero="oh") for g in re.findall(r"\d+", m.group(0)))
+    return ("plus " + groups) if m.group(0).startswith("+") else groups
+
+
+# --- Clock times --------------------------------------------------------------------------
+
+_AMPM = r"(?P<ampm>[aApP]\.\s?[mM]\.?|[aApP][mM](?![A-Za-z]))"
+_CLOCK = _re(rf"(?<![\w:.])(\d{{1,2}}):(\d{{2}})(?::(\d{{2}}))?(?:\s?{_AMPM})?(?![\w:])")
+_HOUR_AMPM = _re(rf"(?<![\w:.])(\d{{1,2}})\s?{_AMPM}(?!\w)")
+
+
+def _say_ampm(m: re.Match) -> str:
+    spoken = f"{m.group('ampm')[0].lower()} m"
+    return spoken + "." if _ends_sentence(m) else spoken
+
+
+def _say_clock(m: re.Match) -> str:
+    hour, minute = int(m.group(1)), int(m.group(2))
+    if hour > 24 or minute > 59 or (m.group("ampm") and not 1 <= hour <= 12):
+        return m.group(0)
+    spoken = cardinal(hour)
+    if minute == 0 and not m.group("ampm"):
+        # "ten o'clock", but a 24-hour "14:00" is "fourteen hundred".
+        spoken += " o'clock" if 1 <= hour <= 12 else " hundred"
+    elif minute:
+        spoken += f" oh {cardinal(minute)}" if minute < 10 else f" {cardinal(minute)}"
+    if m.group(3) and int(m.group(3)):
+        seconds = int(m.group(3))
+        spoken += f" and {cardinal(seconds)} second{'s' if seconds != 1 else ''}"
+    if m.group("ampm"):
+        spoken += " " + _say_ampm(m)
+    return _pad(m, spoken)
+
+
+def _say_hour_ampm(m: re.Match) -> str:
+    hour = int(m.group(1))
+    if not 1 <= hour <= 12:
+        return m.group(0)
+    return _pad(m, f"{cardinal(hour)} {_say_ampm(m)}")
+
+
+# --- Abbreviations ------------------------------------------------------------------------
+
+# Titles stand before a name, so their period never ends a sentence.
+_TITLES = {
+    "mr": "Mister", "mrs": "Missus", "ms": "Miz", "prof": "Professor", "gen": "General",
+    "capt": "Captain", "lt": "Lieutenant", "sgt": "Sergeant", "col": "Colonel",
+    "gov": "Governor", "sen": "Senator", "rev": "Reverend", "hon": "Honorable",
+    "mt": "Mount", "ft": "Fort",
+}  # fmt: skip
+# Mr/Mrs/Ms/Prof mean nothing else; the rest only count as titles when a name follows
+# ("Gen. Patton", but "Gen Z").
+_TITLE = _re(
+    r"\b(?:Mrs|Mr|Ms|Prof)\.|\b(?:Mrs|Mr|Ms)(?=\s+[A-Z])"
+    r"|\b(?:Gen|Capt|Lt|Sgt|Col|Gov|Sen|Rev|Hon|Mt|Ft)\.(?=\s+[A-Z])"
+)
+# These follow a name or end a list, so their period may also end the sentence.
+_TRAILING = {
+    "jr": "Junior", "sr": "Senior", "inc": "Incorporated", "ltd": "Limited",
+    "corp": "Corporation", "co": "Company", "bros": "Brothers", "ave": "Avenue",
+    "blvd": "Boulevard", "rd": "Road", "phd": "P H D",
+    **{abbr.lower(): month for abbr, month in _MONTH_BY_ABBR.items()},
+}  # fmt: skip
+_TRAILING_RE = _re(
+    r"\b(?:Jr|Sr|Inc|Ltd|Corp)\b\.?|\bPh\.?D\b\.?"
+    rf"|\b(?:Co|Bros|Ave|Blvd|Rd|{_MONTH_ABBR})\."
+)
+_LATIN = {
+    "etc": "et cetera", "vs": "versus", "approx": "approximately", "dept": "department",
+    "eg": "for example", "ie": "that is",
+}  # fmt: skip
+_LATIN_RE = _re(
+    r"\b(?:etc|vs|approx|dept)\b\.?|\be\.\s?g\b\.?|\bi\.\s?e\b\.?", re.IGNORECASE
+)
+_DR_ST = _re(r"\b(?:Dr|St)\b\.?|\b(?:dr|st)\.")
+_NUMBER_SIGN = _re(r"\b[Nn]o\.\s*(?=\d)|\bNo(?=\d)|#\s*(?=\d)")
+_AMPM_ALONE = _re(r"\b(?P<ampm>[aApP]\.\s?[mM]\.?)(?![A-Za-z])")  # "am" alone is a verb
+_DOTTED_CAPITALS = _re(r"\b[A-Z](?:\.[A-Z])+\b\.?")
+_INITIAL = _re(r"\b([A-HJ-Z])\.(?=\s+[A-Z])")  # not "I.": "So did I. Then..." ends a sentence
+
+
+def _expander(table: dict[str, str], may_end_sentence: bool) -> Callable[[re.Match], str]:
+    def expand(m: re.Match) -> str:
+        key = re.sub(r"[.\s]", "", m.group(0)).lower()
+        spoken = _match_case(m.group(0), table[key])
+        return spoken + "." if may_end_sentence and _ends_sentence(m) else spoken
+
+    return expand
+
+
+def _say_dr_st(m: re.Match) -> str:
+    word = m.group(0).rstrip(".").lower()
+    before = _previous_word(m)
+    after_place = before is not None and (before[0].isdigit() or before[0].isupper())
+    before_name = _name_follows(m)
+    if word == "dr":
+        place = not before_name and after_place  # "Sunset Dr." (else: "Dr. Who", "the dr.")
+        spoken = "drive" if place else "doctor"
+    else:
+        place = not before_name or bool(before and before[0].isdigit())  # "5th St. Mary..."
+        spoken = "street" if place else "saint"
+    spoken = _match_case(m.group(0), spoken)
+    return spoken + "." if place and _ends_sentence(m) else spoken
+
+
+def _say_number_sign(m: re.Match) -> str:
+    return _pad(m, "Number " if _previous_word(m) is None else "number ")
+
+
+def _say_dotted_capitals(m: re.Match) -> str:
+    spoken = " ".join(re.findall(r"[A-Z]", m.group(0)))
+    return spoken + "." if _ends_sentence(m) else spoken
+
+
+def _say_initial(m: re.Match) -> str:
+    if _name_follows(m):  # "John F. Kennedy", "J. K. Rowling"
+        return m.group(1)
+    return m.group(0)  # "plan B. Then": a real sentence end
+
+
+# --- Money, percentages, degrees, units ---------------------------------------------------
+
+_CURRENCIES = {  # symbol: (one, many, one hundredth, many hundredths)
+    "$": ("dollar", "dollars", "cent", "cents"),
+    "£": ("pound", "pounds", "penny", "pence"),
+    "€": ("euro", "euros", "cent", "cents"),
+    "¥": ("yen", "yen", None, None),
+}
+_SCALES = {
+    "k": "thousand", "m": "million", "mn": "million", "b": "billion", "bn": "billion",
+    "t": "trillion", "tn": "trillion",
+}  # fmt: skip
+_MONEY = _re(
+    rf"(?P<neg>(?<![\w.])-)?(?P<cur>[$£€¥])\s?(?P<amount>{_NUM})"
+    rf"(?:-[$£€¥]?(?P<high>{_NUM}))?"  # "$10-20", "$10-$20"
+    r"(?:\s?(?P<scale>thousand|million|billion|trillion)\b|(?P<abbr>bn|mn|tn|[kKmMbBtT])\b)?"
+)
+_CENTS = _re(rf"(?<![\w.,])({_NUM})\s?¢")
+
+
+def _say_money(m: re.Match) -> str:
+    one, many, sub_one, sub_many = _CURRENCIES[m.group("cur")]
+    amount, high = m.group("amount"), m.group("high")
+    scale = m.group("scale") or (m.group("abbr") and _SCALES[m.group("abbr").lower()])
+    whole, _, frac = amount.replace(",", "").partition(".")
+    if scale or high:  # "$1.5 million", "$10-20": read as numbers, the unit goes last
+        spoken = spell_number(amount) + (f" to {spell_number(high)}" if high else "")
+        spoken += f" {scale} {many}" if scale else f" {many}"
+    elif frac and len(frac) <= 2 and sub_one:  # "$3.50": dollars and cents
+        cents = int(frac.ljust(2, "0"))
+        parts = []
+        if whole.strip("0") or not cents:  # "$0.50" is just "fifty cents"
+            parts.append(f"{spell_number(whole or '0')} {one if whole == '1' else many}")
+        if cents:
+            parts.append(f"{cardinal(cents)} {sub_one if cents == 1 else sub_many}")
+        spoken = " and ".join(parts)
+    elif frac:
+        spoken = f"{spell_number(amount)} {many}"
+    else:
+        spoken = f"{spell_number(whole)} {one if whole == '1' else many}"
+    if m.group("neg"):
+        spoken = "minus " + spoken
+    return _pad(m, spoken)
+
+
+def _say_cents(m: re.Match) -> str:
+    return _pad(m, f"{spell_number(m.group(1))} cent{'' if m.group(1) == '1' else 's'}")
+
+
+_PERCENT = _re(rf"({_QTY})\s?%")
+_DEGREES = _re(rf"({_QTY})\s?°\s?([CFK](?![A-Za-z]))?")
+_DEGREE_SCALES = {"C": "celsius", "F": "fahrenheit", "K": "kelvin"}
+
+
+def _say_percent(m: re.Match) -> str:
+    return _pad(m, _say_quantity(m.group(1))[0] + " percent")
+
+
+def _say_degrees(m: re.Match) -> str:
+    spoken, is_one = _say_quantity(m.group(1))
+    spoken += " degree" if is_one else " degrees"
+    if m.group(2):
+        spoken += " " + _DEGREE_SCALES[m.group(2)]
+    return _pad(m, spoken)
+
+
+_UNITS = {  # written: (one, many); a few common ones, case-sensitive ("MB" is not "mb")
+    "km": ("kilometer", "kilometers"), "m": ("meter", "meters"),
+    "cm": ("centimeter", "centimeters"), "mm": ("millimeter", "millimeters"),
+    "mi": ("mile", "miles"), "ft": ("foot", "feet"), "yd": ("yard", "yards"),
+    "kg": ("kilogram", "kilograms"), "g": ("gram", "grams"), "mg": ("milligram", "milligrams"),
+    "lb": ("pound", "pounds"), "lbs": ("pound", "pounds"), "oz": ("ounce", "ounces"),
+    "ml": ("milliliter", "milliliters"), "mL": ("milliliter", "milliliters"),
+    "mph": ("mile per hour", "miles per hour"),
+    "km/h": ("kilometer per hour", "kilometers per hour"),
+    "kph": ("kilometer per hour", "kilometers per hour"),
+    "KB": ("kilobyte", "kilobytes"), "kB": ("kilobyte", "kilobytes"),
+    "MB": ("megabyte", "megabytes"), "GB": ("gigabyte", "gigabytes"),
+    "TB": ("terabyte", "terabytes"),
+    "Hz": ("hertz", "hertz"), "kHz": ("kilohertz", "kilohertz"),
+    "MHz": ("megahertz", "megahertz"), "GHz": ("gigahertz", "gigahertz"),
+    "ms": ("millisecond", "milliseconds"), "sec": ("second", "seconds"),
+    "secs": ("second", "seconds"), "min": ("minute", "minutes"), "mins": ("minute", "minutes"),
+    "hr": ("hour", "hours"), "hrs": ("hour", "hours"),
+    "kW": ("kilowatt", "kilowatts"), "kWh": ("kilowatt hour", "kilowatt hours"),
+}  # fmt: skip
+_UNIT = _re(
+    rf"({_QTY})\s?({'|'.join(re.escape(u) for u in sorted(_UNITS, key=len, reverse=True))})"
+    r"(?![\w/])"
+)
+
+
+_FEET_INCHES = _re(r"(?<![\w.,])(\d{1,2})'\s?(\d{1,2})(?:\"|'')")  # 5'10"
+
+
+def _say_feet_inches(m: re.Match) -> str:
+    return _pad(m, f"{cardinal(int(m.group(1)))} foot {cardinal(int(m.group(2)))}")
+
+
+def _say_unit(m: re.Match) -> str:
+    spoken, is_one = _say_quantity(m.group(1))
+    one, many = _UNITS[m.group(2)]
+    return _pad(m, f"{spoken} {one if is_one else many}")
+
+
+# --- Other numbers: most specific shapes first, plain digits last -------------------------
+
+_DIMENSIONS = _re(rf"(?<![\w.,])({_NUM})\s?x\s?({_NUM})(?![\w.])")  # "3x4"
+_TIMES = _re(rf"(?<![\w.,])({_NUM})x(?![A-Za-z0-9])")  # "2x"
+_ORDINAL = _re(r"(?<![\w.,])(\d{1,3}(?:,\d{3}){1,4}|\d{1,15})(st|nd|rd|th)\b", re.IGNORECASE)
+_DECADE = _re(r"(?<![\w.,'])(?:'?([1-9]0)|([1-9]\d{2}0))'?s\b")  # "'90s", "1990s", "1990's"
+_DOTTED_NUMBER = _re(r"(?<![\w.])\d+(?:\.\d+){2,}(?!\w|\.\d)")  # versions, IP addresses
+_SPOKEN_AS_PAIRS = {"24/7": "twenty-four seven", "9/11": "nine eleven", "50/50": "fifty fifty"}
+_MIXED_FRACTION = _re(r"(?<![\w.,/])(\d{1,6})\s+(\d{1,6})/(\d{1,6})(?![\w/]|\.\d)")
+_FRACTION = _re(r"(?<![\w.,/])(\d{1,6})/(\d{1,6})(?![\w/]|\.\d)")
+_RANGE = _re(rf"(?<![\w.,-])({_NUM})-({_NUM})(?![\w-]|\.\d)")
+_YEAR_NUMBER = _re(r"(?<![\w.,-])(1[1-9]\d\d|20\d\d)(?!\d|[.,]\d)")
+_NUMBER = _re(rf"(?:(?<![\w.-])-)?{_NUM}|(?<![\w.])\.\d+")
+_LEFTOVER_DIGITS = _re(r"\d+")
+
+
+def _say_dimensions(m: re.Match) -> str:
+    return _pad(m, f"{spell_number(m.group(1))} by {spell_number(m.group(2))}")
+
+
+def _say_times(m: re.Match) -> str:
+    return _pad(m, f"{spell_number(m.group(1))} times")
+
+
+def _say_ordinal(m: re.Match) -> str:
+    return _pad(m, ordinal(int(m.group(1).replace(",", ""))))
+
+
+def _say_decade(m: re.Match) -> str:
+    spoken = cardinal(int(m.group(1))) if m.group(1) else year(int(m.group(2)))
+    head, _, last = spoken.rpartition(" ")
+    return _pad(m, f"{head} {_plural(last)}".strip())  # "nineteen ninety" -> "... nineties"
+
+
+def _say_dotted_number(m: re.Match) -> str:
+    return _pad(m, " dot ".join(spell_number(part) for part in m.group(0).split(".")))
+
+
+def _fraction(numerator: int, denominator: int) -> str:
+    if not 0 < numerator < denominator <= 100:
+        return f"{cardinal(numerator)} over {cardinal(denominator)}"  # "3/2", "1/1000"
+    if denominator == 2:
+        part = "half"
+    elif denominator == 4:
+        part = "quarter"
+    else:
+        part = ordinal(denominator)
+    if numerator != 1:
+        part = "halves" if part == "half" else part + "s"
+    return f"{cardinal(numerator)} {part}"
+
+
+def _say_mixed_fraction(m: re.Match) -> str:
+    whole, numerator, denominator = (int(g) for g in m.groups())
+    return _pad(m, f"{cardinal(whole)} and {_fraction(numerator, denominator)}")
+
+
+def _say_fraction(m: re.Match) -> str:
+    if m.group(0) in _SPOKEN_AS_PAIRS:
+        return _pad(m, _SPOKEN_AS_PAIRS[m.group(0)])
+    return _pad(m, _fraction(int(m.group(1)), int(m.group(2))))
+
+
+def _say_range(m: re.Match) -> str:
+    low, high = m.group(1), m.group(2)
+    if _is_year_like(low) and (_is_year_like(high) or len(high) == 2):  # "1939-45"
+        spoken = f"{year(int(low))} to {year(int(high)) if len(high) == 4 else cardinal(int(high))}"
+    else:
+        spoken = f"{spell_number(low)} to {spell_number(high)}"
+    return _pad(m, spoken)
+
+
+def _say_year(m: re.Match) -> str:
+    return _pad(m, year(int(m.group(1))))
+
+
+def _say_number(m: re.Match) -> str:
+    return _pad(m, spell_number(m.group(0)))
+
+
+def _say_leftover_digits(m: re.Match) -> str:
+    # Only reached when a handler above gave up on its match; reading digits cannot fail.
+    return _pad(m, say_digits(m.group(0)))
+
+
+# --- Symbols, acronyms --------------------------------------------------------------------
+
+_CAPITALS_AND = _re(r"\b([A-Z]{1,3})&([A-Z]{1,3})\b")  # "R&D", "AT&T"
+_SYMBOL_WORDS = {"&": "and", "@": "at", "+": "plus", "=": "equals", "%": "percent", "°": "degrees"}
+_SYMBOL = _re(r"[&@+=%°]")
+_WITH = _re(r"\b[wW]/(?:o\b|(?=\s))")  # "w/" and "w/o"
+_AND_OR = _re(r"\b(and|And)/or\b")
+_WORD_SLASH = _re(r"(?<=[A-Za-z])\s*/\s*(?=[A-Za-z])")
+_DOT_IN_WORD = _re(r"(?<=[A-Za-z0-9])\.(?=[A-Za-z0-9])")  # "file.txt", "Node.js"
+
+_SPELLED_ACRONYMS = frozenset(
+    "FBI CIA CEO CFO COO CTO EU UK UN USA UAE IBM IRS UFO AI API CPU GPU URL USB ATM EPA IOU IQ"
+    " ID IP ICU IPO DIY HIV BMI MIT PDF ETA VIP NBA UCLA".split()
+)
+# All-caps words with no A E I O U that are still words, mostly from shouted text.
+_VOWELLESS_WORDS = frozenset(
+    "MY BY WHY TRY FLY SKY SHY DRY CRY FRY PRY SLY SPY STY PLY WRY GYM GYMS HYMN LYNX MYTH"
+    " SYNC NYMPH CRYPT TRYST PSST HMM SHH BRR GRR TSK NTH".split()
+)
+_ACRONYM = _re(r"\b([A-Z]{2,5})(s?)\b")
+
+
+def _say_capitals_and(m: re.Match) -> str:
+    return " ".join(m.group(1)) + " and " + " ".join(m.group(2))
+
+
+def _say_symbol(m: re.Match) -> str:
+    return f" {_SYMBOL_WORDS[m.group(0)]} "
+
+
+def _say_with(m: re.Match) -> str:
+    return _match_case(m.group(0), "without" if m.group(0).endswith("o") else "with")
+
+
+def _say_and_or(m: re.Match) -> str:
+    return m.group(1) + " or"  # not "and or or"
+
+
+def _say_word_slash(m: re.Match) -> str:
+    return " or "  # "he/she", "yes/no" are read as alternatives
+
+
+def _say_dot_in_word(m: re.Match) -> str:
+    return " dot "
+
+
+def _say_acronym(m: re.Match) -> str:
+    token = m.group(1)
+    if token == "OK" and not m.group(2):
+        return "okay"
+    spelled = token in _SPELLED_ACRONYMS or not re.search("[AEIOU]", token)
+    if not spelled or token in _VOWELLESS_WORDS:
+        return m.group(0)  # "NASA", "WHY"
+    return " ".join(token) + m.group(2)  # "BBC" -> "B B C", "CDs" -> "C Ds"
+
+
+# --------------------------------------------------------------------------------------------
+# 5. The rule table
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Rule:
+    name: str
+    pattern: re.Pattern
+    handler: Callable[[re.Match], str]
+
+    def apply(self, text: str) -> str:
+        return self.pattern.sub(self._guarded, text)
+
+    def _guarded(self, m: re.Match) -> str:
+        try:
+            return self.handler(m)
+        except Exception:  # the contract is "never raise": leave the text to the later rules
+            log.warning("normalize rule %r failed on %r", self.name, m.group(0), exc_info=True)
+            return m.group(0)
+
+
+_ABBREVIATION_RULES = (
+    _Rule("number sign", _NUMBER_SIGN, _say_number_sign),
+    _Rule("title", _TITLE, _expander(_TITLES, may_end_sentence=False)),
+    _Rule("dr/st", _DR_ST, _say_dr_st),
+    _Rule("trailing abbreviation", _TRAILING_RE, _expander(_TRAILING, may_end_sentence=True)),
+    _Rule("latin abbreviation", _LATIN_RE, _expander(_LATIN, may_end_sentence=True)),
+    _Rule("a.m./p.m.", _AMPM_ALONE, _say_ampm),
+    _Rule("dotted capitals", _DOTTED_CAPITALS, _say_dotted_capitals),
+    _Rule("initial", _INITIAL, _say_initial),
+)
+
+# Order matters: each rule claims its text before a more general one can misread it.
+_RULES = (
+    _Rule("email", _EMAIL, _say_url),
+    _Rule("url", _URL, _say_url),
+    _Rule("iso date", _ISO_DATE, _say_iso_date),
+    _Rule("us numeric date", _US_NUMERIC_DATE, _say_us_numeric_date),
+    _Rule("day month", _DAY_MONTH, _say_day_month),  # before "month day" takes "January 2024"
+    _Rule("month day", _MONTH_DAY, _say_month_day),
+    _Rule("phone", _PHONE, _say_phone),
+    _Rule("clock", _CLOCK, _say_clock),
+    _Rule("hour am/pm", _HOUR_AMPM, _say_hour_ampm),
+    *_ABBREVIATION_RULES,
+    _Rule("money", _MONEY, _say_money),
+    _Rule("cents", _CENTS, _say_cents),
+    _Rule("percent", _PERCENT, _say_percent),
+    _Rule("degrees", _DEGREES, _say_degrees),
+    _Rule("feet and inches", _FEET_INCHES, _say_feet_inches),
+    _Rule("unit", _UNIT, _say_unit),
+    _Rule("dimensions", _DIMENSIONS, _say_dimensions),
+    _Rule("times", _TIMES, _say_times),
+    _Rule("ordinal", _ORDINAL, _say_ordinal),
+    _Rule("decade", _DECADE, _say_decade),
+    _Rule("dotted number", _DOTTED_NUMBER, _say_dotted_number),
+    _Rule("mixed fraction", _MIXED_FRACTION, _say_mixed_fraction),
+    _Rule("fraction", _FRACTION, _say_fraction),
+    _Rule("range", _RANGE, _say_range),
+    _Rule("year", _YEAR_NUMBER, _say_year),
+    _Rule("number", _NUMBER, _say_number),
+    _Rule("leftover digits", _LEFTOVER_DIGITS, _say_leftover_digits),
+    _Rule("capitals and", _CAPITALS_AND, _say_capitals_and),
+    _Rule("and/or", _AND_OR, _say_and_or),
+    _Rule("with", _WITH, _say_with),
+    _Rule("word slash", _WORD_SLASH, _say_word_slash),
+    _Rule("symbol", _SYMBOL, _say_symbol),
+    _Rule("dot in word", _DOT_IN_WORD, _say_dot_in_word),
+    _Rule("acronym", _ACRONYM, _say_acronym),
+)
+
+
+def _apply(rules: tuple[_Rule, ...], text: str) -> str:
+    for rule in rules:
+        text = rule.apply(text)
+    return text
+
+
+# --------------------------------------------------------------------------------------------
+# 6. Tidying punctuation
+# --------------------------------------------------------------------------------------------
+
+_BRACKETS = _re(r"[()\[\]{}]")  # an aside is read with a pause either side
+_DASH_PAUSE = _re(r"\s-+\s|-{2,}")
+_STRAY_HYPHEN = _re(r"(?<![A-Za-z0-9])-|-(?![A-Za-z0-9])")
+_STRAY_APOSTROPHE = _re(r"(?<![A-Za-z])'|'(?![A-Za-z])(?<![sS]')")  # keeps "don't", "boys'"
+_UNSPEAKABLE = _re(r"[^A-Za-z .,!?;:'-]+")
+_PUNCT_RUN = _re(r"\s*([.,!?;:])[\s.,!?;:]*")
+_PUNCT_STRENGTH = "?!.;:,"  # a run like "?!" or ",." keeps its strongest mark
+_SPACES = _re(r"\s+")
+_LEADING_PUNCT = _re(r"^[\s.,!?;:]+")
+
+
+def _strongest(m: re.Match) -> str:
+    run = m.group(0).strip()
+    if run.startswith("..") and m.string[m.end() : m.end() + 1].islower():
+        return ", "  # "Wait... what?": a trailing-off pause, not a sentence end
+    marks = set(run) & set(_PUNCT_STRENGTH)
+    return min(marks, key=_PUNCT_STRENGTH.index) + " "
+
+
+def _tidy(text: str) -> str:
+    text = _BRACKETS.sub(" , ", text)
+    text = _DASH_PAUSE.sub(" , ", text)
+    text = _STRAY_HYPHEN.sub(" ", text)
+    text = _STRAY_APOSTROPHE.sub(" ", text)
+    text = _UNSPEAKABLE.sub(" ", text)
+    text = _SPACES.sub(" ", text)  # first, or each space of a long run would rescan the run
+    text = _PUNCT_RUN.sub(_strongest, text)
+    text = _LEADING_PUNCT.sub("", text)
+    text = _SPACES.sub(" ", text).strip()
+    return text if re.search("[A-Za-z]", text) else ""
+
+
+# --------------------------------------------------------------------------------------------
+# Public API
+# --------------------------------------------------------------------------------------------
+
+
+def expand_abbreviations(text: str) -> str:
+    """Expand the abbreviations only: "Dr. Smith lives on Main St." -> "Doctor Smith lives on
+    Main Street." (titles, Dr./St., Jr., Inc., etc., e.g., a.m., U.S., "No. 5")."""
+    return _apply(_ABBREVIATION_RULES, text)
+
+
+def normalize(text: str) -> str:
+    """Turn raw English text into speakable words; "" if nothing speakable remains.
+
+    Never raises on a `str`; the result is ASCII letters, spaces and ". , ! ? ; : ' -".
+
+    Raises:
+        TextError: `text` is not a `str`.
+    """
+    if not isinstance(text, str):
+        raise TextError(f"expected str, got {type(text).__name__}")
+    return _tidy(_apply(_RULES, fold_unicode(text)))

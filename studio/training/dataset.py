@@ -1,0 +1,167 @@
+"""LJSpeech-format datasets: `metadata.csv` + `wavs/`, one or many speakers.
+
+Rows are `id|text|normalised text[|speaker]` (LJSpeech itself has no speaker column: every row
+is then speaker 0). Mels and symbol ids are computed once and cached in `<data>/cache/`, keyed
+by the AudioConfig and the front-end, so a second epoch (or a resumed run) costs no feature work.
+Batches are drawn from length buckets so little of each batch is padding.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import logging
+import random
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset, Sampler
+
+from studio.audio import AudioConfig, load_wav, mel_spectrogram
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Item:
+    id: str
+    text: str
+    normalized: str
+    speaker: str
+
+
+def read_metadata(root: Path) -> list[Item]:
+    items = []
+    with open(root / "metadata.csv", encoding="utf-8", newline="") as f:
+        for row in csv.reader(f, delimiter="|", quoting=csv.QUOTE_NONE, escapechar="\\"):
+            if not row or not row[0].strip():
+                continue
+            uid, text = row[0], row[1] if len(row) > 1 else ""
+            norm = row[2] if len(row) > 2 and row[2].strip() else text
+            speaker = row[3] if len(row) > 3 and row[3].strip() else "default"
+            items.append(Item(uid, text, norm, speaker))
+    return items
+
+
+class TTSDataset(Dataset):
+    """(symbol ids, log-mel, speaker index) per utterance, features cached on disk."""
+
+    def __init__(self, root: str | Path, audio: AudioConfig, frontend, speakers: list[str] | None = None,
+                 exclude: set[str] | None = None, max_frames: int = 1200):
+        self.root = Path(root)
+        self.audio = audio
+        self.frontend = frontend
+        items = [it for it in read_metadata(self.root) if not exclude or it.normalized not in exclude]
+        self.speakers = speakers or sorted({it.speaker for it in items})
+        self.speaker_index = {s: i for i, s in enumerate(self.speakers)}
+        items = [it for it in items if it.speaker in self.speaker_index]
+        key = json.dumps([audio.to_dict(), frontend.kind, frontend.vocab.to_list()], sort_keys=True)
+        self.cache = self.root / "cache" / hashlib.sha1(key.encode()).hexdigest()[:12]
+        self.cache.mkdir(parents=True, exist_ok=True)
+        self._prepare(items)
+        self.items = [it for it in items if 2 <= self.lengths[it.id][0] and self.lengths[it.id][1] <= max_frames]
+        log.info("%d utterances, %d speakers (%s)", len(self.items), len(self.speakers), self.root)
+
+    def _prepare(self, items: list[Item]) -> None:
+        from tqdm import tqdm
+
+        from studio.text.g2p import phonemize_batch
+
+        index_path = self.cache / "index.json"
+        index = json.loads(index_path.read_text()) if index_path.exists() else {}
+        todo = [it for it in items if it.id not in index]
+        if todo:
+            if self.frontend.kind == "phonemes":
+                symbols = []
+                for i in range(0, len(todo), 256):  # espeak is much faster on batches
+                    symbols += phonemize_batch([it.normalized for it in todo[i : i + 256]])
+            else:
+                symbols = [self.frontend.symbols(it.normalized) for it in todo]
+            for it, sym in tqdm(list(zip(todo, symbols)), desc="features", unit="utt"):
+                wav, _ = load_wav(self.root / "wavs" / f"{it.id}.wav", self.audio.sample_rate)
+                mel = mel_spectrogram(wav, self.audio).numpy().astype(np.float16)
+                ids = np.asarray(self.frontend.vocab.encode(sym), dtype=np.int16)
+                np.savez(self.cache / f"{it.id}.npz", mel=mel, ids=ids)
+                index[it.id] = [len(ids), len(mel)]
+            index_path.write_text(json.dumps(index))
+        self.lengths = index
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, i: int) -> dict:
+        it = self.items[i]
+        f = np.load(self.cache / f"{it.id}.npz")
+        return {
+            "id": it.id,
+            "text": torch.from_numpy(f["ids"].astype(np.int64)),
+            "mel": torch.from_numpy(f["mel"].astype(np.float32)),
+            "speaker": self.speaker_index[it.speaker],
+        }
+
+    def frame_count(self, i: int) -> int:
+        return self.lengths[self.items[i].id][1]
+
+    def mel_stats(self, limit: int = 2000) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-band mean and std over (a sample of) the training mels."""
+        idx = random.Random(0).sample(range(len(self)), min(limit, len(self)))
+        mels = torch.cat([self[i]["mel"] for i in idx], dim=0)
+        return mels.mean(0), mels.std(0)
+
+
+def collate(batch: list[dict], pad_value: float) -> dict:
+    """Pad a list of items into tensors. Shapes: text (B, T_text), mel (B, T_mel, n_mels)."""
+    B = len(batch)
+    text_lengths = torch.tensor([len(b["text"]) for b in batch])
+    mel_lengths = torch.tensor([len(b["mel"]) for b in batch])
+    n_mels = batch[0]["mel"].shape[1]
+    text = torch.zeros(B, int(text_lengths.max()), dtype=torch.long)
+    mel = torch.full((B, int(mel_lengths.max()), n_mels), pad_value)
+    for i, b in enumerate(batch):
+        text[i, : len(b["text"])] = b["text"]
+        mel[i, : len(b["mel"])] = b["mel"]
+    return {
+        "ids": [b["id"] for b in batch],
+        "text": text,
+        "text_lengths": text_lengths,
+        "mel": mel,
+        "mel_lengths": mel_lengths,
+        "speaker": torch.tensor([b["speaker"] for b in batch]),
+    }
+
+
+class BucketBatchSampler(Sampler[list[int]]):
+    """Batches of similar-length utterances, shuffled per epoch; sharded by rank for DDP."""
+
+    def __init__(self, lengths: list[int], batch_size: int, seed: int = 0, rank: int = 0, world: int = 1,
+                 bucket_factor: int = 20):
+        self.lengths = lengths
+        self.batch_size = batch_size
+        self.seed = seed
+        self.rank, self.world = rank, world
+        self.bucket = batch_size * bucket_factor
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def _batches(self) -> list[list[int]]:
+        rng = random.Random(self.seed + self.epoch)
+        order = list(range(len(self.lengths)))
+        rng.shuffle(order)
+        batches = []
+        for s in range(0, len(order), self.bucket):
+            chunk = sorted(order[s : s + self.bucket], key=lambda i: self.lengths[i])
+            batches += [chunk[j : j + self.batch_size] for j in range(0, len(chunk), self.batch_size)]
+        rng.shuffle(batches)
+        n = len(batches) - len(batches) % self.world  # every rank gets the same number of steps
+        return batches[self.rank : n : self.world]
+
+    def __iter__(self):
+        return iter(self._batches())
+
+    def __len__(self) -> int:
+        return len(self._batches())

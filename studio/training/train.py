@@ -1,0 +1,155 @@
+"""Train an acoustic model on an LJSpeech-format folder.
+
+    python -m studio.training.train tacotron --data data/corpus --out runs/tacotron \
+        [--config cfg.json] [--set r=5 --set train.lr=5e-4] [--init checkpoints/tacotron.pt]
+
+Resumes from `RUN/last.pt` when it exists; `--init` starts from a shipped checkpoint's weights
+instead (a fresh optimizer), which is how training continues across sessions from what was
+committed. `RUN/model.pt` is the latest fp16 export, the file that gets shipped. Multi-GPU or
+multi-process: `torchrun --nproc_per_node N -m studio.training.train ...`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+
+from studio.audio import AudioConfig, griffin_lim, save_wav
+from studio.checkpoint import config_from_dict, load_checkpoint
+from studio.text import Frontend, Vocab, normalize
+from studio.training.corpus import TEACHERS
+from studio.training.dataset import BucketBatchSampler, TTSDataset, collate
+from studio.training.trainer import Trainer, TrainConfig, apply_json, parse_overrides
+
+log = logging.getLogger(__name__)
+
+SAMPLE_SENTENCES = [
+    "The quick brown fox jumps over the lazy dog.",
+    "Would you like to hear the rest of the story tomorrow?",
+]
+
+
+def model_family(name: str):
+    if name == "tacotron":
+        from studio.models.tacotron import Tacotron, TacotronConfig
+
+        return Tacotron, TacotronConfig
+    if name == "transformer_tts":
+        from studio.models.transformer_tts import TransformerTTS, TransformerTTSConfig
+
+        return TransformerTTS, TransformerTTSConfig
+    raise SystemExit(f"unknown model {name!r} (tacotron, transformer_tts)")
+
+
+def speaker_entries(names: list[str]) -> list[dict]:
+    out = []
+    for n in names:
+        t = TEACHERS.get(n)
+        out.append({"id": n, "name": t.name if t else n, "language": "en-US",
+                    "teacher": t.description if t else "user dataset"})
+    return out
+
+
+def heldout_texts(path: Path = Path("assets/sentences/heldout.txt")) -> set[str]:
+    if not path.exists():
+        return set()
+    return {normalize(s) for s in path.read_text().splitlines() if s.strip()}
+
+
+def make_sample_fn(frontend: Frontend, audio: AudioConfig, speakers: list[str]):
+    from studio.eval.health import alignment_health
+    from studio.plots import plot_alignment, save
+
+    prepared = [frontend.prepare(s)[0] for s in SAMPLE_SENTENCES]
+
+    def sample(model, out_dir: Path, step: int) -> dict:
+        d = out_dir / "samples"
+        d.mkdir(exist_ok=True)
+        healthy = 0
+        for i, p in enumerate(prepared):
+            spk = i % len(speakers)
+            res = model.infer(torch.tensor(p.ids), speaker=spk)
+            mel = res.mel.float().cpu().numpy()
+            align = res.alignment.float().cpu().numpy()
+            if align.ndim == 4:  # Transformer-TTS: (L, H, T_mel, T_text), show the last layer's mean
+                align = align[-1].mean(0)
+            health = alignment_health(align, res.stop.float().cpu().numpy())
+            healthy += health["ok"]
+            save(plot_alignment(align, p.tokens, title=f"step {step}, {speakers[spk]}: {health['verdict']}"),
+                 d / f"align_{step:07d}_{i}.png")
+            save_wav(d / f"sample_{step:07d}_{i}.wav", griffin_lim(mel, audio), audio.sample_rate)
+        log.info("step %d: %d/%d sample sentences aligned", step, healthy, len(prepared))
+        return {"sample_aligned": healthy}
+
+    return sample
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description="Train an acoustic model (Tacotron or Transformer-TTS).")
+    ap.add_argument("model", choices=["tacotron", "transformer_tts"])
+    ap.add_argument("--data", type=Path, required=True, help="LJSpeech-format folder")
+    ap.add_argument("--out", type=Path, required=True, help="run folder (resumed if it has last.pt)")
+    ap.add_argument("--config", type=Path, help="JSON file with model/train/audio sections")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override one setting")
+    ap.add_argument("--init", type=Path, help="start from this checkpoint's weights")
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+
+    Model, ModelConfig = model_family(args.model)
+    audio, mcfg, tcfg = AudioConfig(), ModelConfig(), TrainConfig()
+    init_blob = load_checkpoint(args.init) if args.init else None
+    if init_blob:  # the architecture must match the weights we start from
+        audio = AudioConfig.from_dict(init_blob["audio"])
+        mcfg = config_from_dict(ModelConfig, init_blob["config"])
+    targets = {"model": mcfg, "train": tcfg, "audio": audio}
+    if args.config:
+        apply_json(args.config, targets)
+    parse_overrides(args.set, targets)
+
+    vocab = Vocab(init_blob["vocab"]) if init_blob else (
+        Vocab.phonemes() if mcfg.frontend == "phonemes" else Vocab.characters())
+    frontend = Frontend(vocab, mcfg.frontend)
+    speakers = [s["id"] for s in init_blob["speakers"]] if init_blob else None
+    ds = TTSDataset(args.data, audio, frontend, speakers=speakers, exclude=heldout_texts())
+    mcfg.n_symbols, mcfg.n_mels, mcfg.n_speakers = len(vocab), audio.n_mels, len(ds.speakers)
+    torch.manual_seed(tcfg.seed)
+    model = Model(mcfg)
+    log.info("%s: %.2f M parameters", args.model, sum(p.numel() for p in model.parameters()) / 1e6)
+
+    meta = dict(model_type=args.model, config=mcfg, audio=audio, vocab=vocab.to_list(),
+                speakers=speaker_entries(ds.speakers))
+    trainer_holder = {}
+
+    def make_batches(epoch: int):
+        tr = trainer_holder["t"]
+        sampler = BucketBatchSampler([ds.frame_count(i) for i in range(len(ds))], tcfg.batch_size,
+                                     seed=tcfg.seed, rank=tr.rank, world=tr.world)
+        sampler.set_epoch(epoch)
+        return DataLoader(ds, batch_sampler=sampler, num_workers=tcfg.num_workers,
+                          collate_fn=partial(collate, pad_value=audio.log_silence))
+
+    trainer = Trainer(model, tcfg, args.out, meta, make_batches,
+                      sample_fn=make_sample_fn(frontend, audio, ds.speakers))
+    trainer_holder["t"] = trainer
+    if not trainer.resume():
+        if init_blob:
+            model.load_state_dict({k: v.float() if v.is_floating_point() else v
+                                   for k, v in init_blob["state_dict"].items()})
+            trainer.step = int(init_blob.get("metrics", {}).get("steps", 0))
+            trainer.train_seconds = float(init_blob.get("metrics", {}).get("train_seconds", 0.0))
+            log.info("initialised from %s (step %d)", args.init, trainer.step)
+        else:
+            mean, std = ds.mel_stats()
+            model.set_mel_stats(mean, std)
+
+    trainer.train()
+
+
+if __name__ == "__main__":
+    main()
