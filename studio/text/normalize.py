@@ -1,9 +1,9 @@
 """English text normalisation: raw script text -> the words a TTS model should speak.
 
-The acoustic models are trained on spelled-out English words, so every digit,
-symbol and abbreviation has to become words before G2P runs: "$3.50" read by a G2P that has
-never seen "$" comes out as silence or noise, and "Dr." left with its period would make the
-sentence splitter cut "Dr. Smith" in two. The pipeline is
+The acoustic models are trained on spelled-out English words, so every digit, symbol and
+abbreviation has to become words before G2P runs: "$3.50" read by a G2P that has never seen
+"$" comes out as silence or noise, and "Dr." left with its period would make the sentence
+splitter cut "Dr. Smith" in two. The pipeline is
 
 1. `fold_unicode`: accents folded to ASCII (NFKD, combining marks dropped), curly quotes and
    dashes made plain, scripts the English-only models cannot speak (CJK, Arabic, emoji...)
