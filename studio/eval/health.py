@@ -34,9 +34,11 @@ def alignment_health(alignment: np.ndarray, stop: np.ndarray | None = None, stop
                 "runaway": True, "ok": False, "verdict": "empty alignment"}
     peaks = a.argmax(axis=1)
     focus = float(a.max(axis=1).mean())
-    moves = np.diff(peaks)
+    # Reading starts at the first symbol: a first peak far into the text skipped the beginning.
+    path = np.concatenate([[0], peaks])
+    moves = np.diff(path)
     monotonicity = float((moves >= -1).mean()) if len(moves) else 1.0
-    skips = [(int(t + 1), int(peaks[t]), int(peaks[t + 1])) for t in np.nonzero(moves > SKIP_JUMP)[0]]
+    skips = [(int(t), int(path[t]), int(path[t + 1])) for t in np.nonzero(moves > SKIP_JUMP)[0]]
     running_max = np.maximum.accumulate(peaks)
     back = running_max - peaks
     repeats = []

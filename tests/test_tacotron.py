@@ -1,0 +1,179 @@
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from studio.checkpoint import load_checkpoint, save_checkpoint
+from studio.eval.health import alignment_health
+from studio.models.layers import Postnet, Prenet, guided_attention_loss, lengths_to_mask
+from studio.models.tacotron import Tacotron
+from studio.audio import AudioConfig
+from tests.conftest import ROOT, tiny_tacotron_config
+
+
+def make_batch(cfg, B=3, T_text=12, T_mel=37):
+    torch.manual_seed(1)
+    text_lengths = torch.tensor([T_text, T_text - 3, T_text - 5][:B])
+    mel_lengths = torch.tensor([T_mel, T_mel - 6, T_mel - 11][:B])
+    text = torch.randint(2, cfg.n_symbols, (B, T_text)) * lengths_to_mask(text_lengths)
+    return {"text": text, "text_lengths": text_lengths, "mel": torch.randn(B, T_mel, cfg.n_mels) - 5,
+            "mel_lengths": mel_lengths, "speaker": torch.tensor([0, 1, 2][:B])}
+
+
+def test_layer_shapes():
+    assert Prenet(80, [32, 16])(torch.randn(2, 5, 80)).shape == (2, 5, 16)
+    assert Postnet(80, 16, 5, 3)(torch.randn(2, 9, 80)).shape == (2, 9, 80)
+    a = torch.softmax(torch.randn(2, 10, 7), -1)
+    loss = guided_attention_loss(a, torch.tensor([7, 5]), torch.tensor([10, 6]))
+    assert loss.ndim == 0 and 0 <= float(loss) <= 1
+
+
+def test_guided_attention_prefers_the_diagonal():
+    T_dec, T_text = 20, 10
+    diag = torch.zeros(1, T_dec, T_text)
+    for t in range(T_dec):
+        diag[0, t, t * T_text // T_dec] = 1
+    anti = diag.flip(-1)
+    lens = (torch.tensor([T_text]), torch.tensor([T_dec]))
+    assert guided_attention_loss(diag, *lens) < 0.1 * guided_attention_loss(anti, *lens)
+
+
+def test_forward_shapes_and_losses():
+    cfg = tiny_tacotron_config()
+    model = Tacotron(cfg)
+    out = model(make_batch(cfg))
+    T_dec = -(-37 // cfg.r)
+    assert out["mel_after"].shape == (3, T_dec * cfg.r, cfg.n_mels)
+    assert out["alignment"].shape == (3, T_dec, 12)
+    assert out["stop_logits"].shape == (3, T_dec)
+    assert torch.allclose(out["alignment"].sum(-1), torch.ones(3, T_dec), atol=1e-4)
+    assert torch.isfinite(out["loss"]) and out["attn_loss"] > 0
+
+
+def test_every_parameter_changes_after_a_few_steps():
+    cfg = tiny_tacotron_config()
+    model = Tacotron(cfg)
+    before = {k: v.clone() for k, v in model.named_parameters()}
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    batch = make_batch(cfg)
+    for _ in range(3):
+        opt.zero_grad()
+        model(batch)["loss"].backward()
+        opt.step()
+    unchanged = [k for k, v in model.named_parameters() if torch.equal(v, before[k])]
+    assert not unchanged, unchanged
+
+
+def test_infer_shapes_and_length_limit():
+    cfg = tiny_tacotron_config(stop_threshold=2.0)  # never stops: the length limit must end it
+    model = Tacotron(cfg).eval()
+    out = model.infer(torch.randint(2, cfg.n_symbols, (15,)), speaker=1)
+    limit = int(20 + cfg.max_steps_per_token * 15)
+    assert out.alignment.shape[0] <= limit and out.alignment.shape[1] == 15
+    assert out.mel.shape == (out.alignment.shape[0] * cfg.r, cfg.n_mels)
+    assert out.stop.shape == (out.alignment.shape[0],)
+
+
+def test_save_load_identical_output(tmp_path):
+    cfg = tiny_tacotron_config()
+    model = Tacotron(cfg).eval()
+    model.set_mel_stats(torch.full((cfg.n_mels,), -5.0), torch.full((cfg.n_mels,), 2.0))
+    path = save_checkpoint(tmp_path / "t.pt", model, "tacotron", cfg, AudioConfig(), ["_", "~"], [])
+    blob = load_checkpoint(path)
+    clone = Tacotron(tiny_tacotron_config()).eval()
+    clone.load_state_dict(blob["state_dict"])
+    ids = torch.randint(2, cfg.n_symbols, (10,))
+    a, b = model.infer(ids, seed=3), clone.infer(ids, seed=3)
+    torch.testing.assert_close(a.mel, b.mel)
+    torch.testing.assert_close(a.alignment, b.alignment)
+    c = model.infer(ids, seed=4)  # another seed: another dropout mask, another take
+    assert not torch.equal(a.mel_before[:4], c.mel_before[:4])
+
+
+def test_monotonic_constraint_prevents_a_forced_skip():
+    """Make the attention score prefer the last symbol; only the window keeps it on track."""
+    cfg = tiny_tacotron_config(stop_threshold=2.0, eos_hold_steps=1000, max_steps_per_token=2.0)
+    model = Tacotron(cfg).eval()
+    T = 30
+
+    def jumpy_score(query, processed_memory, weights_cat):
+        e = torch.zeros(query.shape[0], processed_memory.shape[1])
+        e[:, -1] = 50.0  # everything pulls to the end of the sentence
+        e[:, 0] = 10.0
+        return e
+
+    model.attention.score = jumpy_score
+    ids = torch.randint(2, cfg.n_symbols, (T,))
+    free = alignment_health(model.infer(ids, monotonic=False, max_steps=40).alignment.numpy())
+    guarded = alignment_health(model.infer(ids, monotonic=True, max_steps=40).alignment.numpy())
+    assert free["skips"], "without the window the peak jumps straight to the end"
+    assert not guarded["skips"]
+    assert guarded["monotonicity"] == 1.0
+
+
+def _tiny_corpus(tmp_path):
+    from studio.training.corpus import build_corpus
+
+    sentences = ["The cat sat on the mat.", "A dog ran in the park.", "We like green tea.",
+                 "It is cold today.", "Open the door, please.", "Birds sing at dawn."]
+    return build_corpus(tmp_path / "corpus", ["slt", "rms"], sentences, per_voice=4, seed=0, workers=1)
+
+
+def test_train_infer_resume(tmp_path):
+    """Train a few steps on a tiny real corpus, infer from the export, resume to more steps."""
+    corpus = _tiny_corpus(tmp_path)
+    rows = (corpus / "metadata.csv").read_text().strip().splitlines()
+    assert len(rows) == 8 and all(len(r.split("|")) == 4 for r in rows)
+    cfg = {"model": {k: v for k, v in tiny_tacotron_config().__dict__.items()
+                     if k not in ("n_symbols", "n_mels", "n_speakers")},
+           "train": {"batch_size": 4, "max_steps": 3, "save_every": 2, "sample_every": 3, "log_every": 1}}
+    (tmp_path / "cfg.json").write_text(json.dumps(cfg))
+    run = tmp_path / "run"
+    cmd = [sys.executable, "-m", "studio.training.train", "tacotron", "--data", str(corpus), "--out", str(run),
+           "--config", str(tmp_path / "cfg.json")]
+    res = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert load_checkpoint(run / "last.pt")["train_state"]["step"] == 3
+    assert list((run / "samples").glob("align_*.png")) and list((run / "samples").glob("sample_*.wav"))
+
+    from studio.engine import Engine
+
+    (tmp_path / "ship").mkdir()
+    (run / "model.pt").rename(tmp_path / "ship" / "tacotron.pt")
+    take = Engine(tmp_path / "ship").synthesize("The cat ran.", voice="rms")
+    assert take.audio.size > 0 and take.sample_rate == 16000
+
+    res = subprocess.run(cmd + ["--set", "train.max_steps=5"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert "resumed from" in res.stderr
+    assert load_checkpoint(run / "last.pt")["train_state"]["step"] == 5
+    steps = [int(line.split(",")[0]) for line in (run / "scalars.csv").read_text().splitlines()[1:]]
+    assert steps == [1, 2, 3, 4, 5]
+
+
+def test_ddp_two_processes_on_gloo(tmp_path):
+    corpus = _tiny_corpus(tmp_path)
+    cfg = {"model": {k: v for k, v in tiny_tacotron_config().__dict__.items()
+                     if k not in ("n_symbols", "n_mels", "n_speakers")},
+           "train": {"batch_size": 2, "max_steps": 2, "save_every": 1, "sample_every": 100, "log_every": 1,
+                     "threads": 1}}
+    (tmp_path / "cfg.json").write_text(json.dumps(cfg))
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29533",
+           "-m", "studio.training.train", "tacotron", "--data", str(corpus), "--out", str(tmp_path / "run"),
+           "--config", str(tmp_path / "cfg.json")]
+    res = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr[-3000:]
+    blob = load_checkpoint(tmp_path / "run" / "last.pt")
+    assert blob["train_state"]["step"] == 2
+    assert not any(k.startswith("module.") for k in blob["state_dict"])
+
+
+@pytest.mark.parametrize("frontend", ["characters"])
+def test_character_model_trains(frontend):
+    from studio.text import Vocab
+
+    cfg = tiny_tacotron_config(n_symbols=len(Vocab.characters()), frontend=frontend)
+    model = Tacotron(cfg)
+    assert torch.isfinite(model(make_batch(cfg))["loss"])
