@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 import torch
+import torch.nn.functional as F
 import torchaudio
 
 log = logging.getLogger(__name__)
@@ -191,11 +192,18 @@ def griffin_lim(
         returns: (T_wav,)
     """
     m = torch.as_tensor(mel, dtype=torch.float32)
+    n_frames = m.shape[0]
+    min_frames = cfg.n_fft // cfg.hop_length + 2  # the STFT's reflect padding needs this many
+    if n_frames < min_frames:
+        m = torch.cat([m, m.new_full((min_frames - n_frames, m.shape[1]), cfg.log_silence)])
     mag_mel = torch.exp(m).T  # (n_mels, T_mel)
     inv = _mel_pinv(cfg)  # (n_freq, n_mels)
     linear = torch.clamp(inv @ mag_mel, min=cfg.log_floor)  # (n_freq, T_mel)
     gl = _griffin_lim_transform(cfg, n_iter, momentum)
     wav = gl(linear**power)
+    # One hop of output per frame, so times read off the mel (frames * hop) match the audio.
+    n_out = n_frames * cfg.hop_length
+    wav = wav[:n_out] if len(wav) >= n_out else F.pad(wav, (0, n_out - len(wav)))
     if cfg.preemphasis:
         wav = torchaudio.functional.lfilter(
             wav, torch.tensor([1.0, -cfg.preemphasis]), torch.tensor([1.0, 0.0]), clamp=False

@@ -74,7 +74,9 @@ class Segment:
     health: dict
     words: list[tuple[str, float, float]]  # relative to the segment start, seconds at speed 1
     offset_s: float = 0.0  # where the segment starts in the take's audio (speed applied)
+    duration_s: float = 0.0  # its length in the take's audio (speed applied)
     retake: str = ""  # what the engine changed to get a healthy alignment ("" if nothing)
+    attempts: int = 1  # how many takes of this sentence the engine made
 
 
 @dataclass
@@ -99,7 +101,8 @@ class Take:
     def words(self) -> list[tuple[str, float, float]]:
         """(word, start, end) in seconds of this take's audio (speed applied)."""
         k = 1.0 / self.settings.get("speed", 1.0)
-        return [(w, round(s * k + seg.offset_s, 3), round(e * k + seg.offset_s, 3))
+        return [(w, round(min(s * k, seg.duration_s) + seg.offset_s, 3),
+                 round(min(e * k, seg.duration_s) + seg.offset_s, 3))
                 for seg in self.segments for w, s, e in seg.words]
 
     @property
@@ -116,6 +119,7 @@ class Take:
             "monotonicity": float(np.min([s.health["monotonicity"] for s in self.segments])),
             "coverage": float(np.min([s.health["coverage"] for s in self.segments])),
             "retakes": [s.retake for s in self.segments if s.retake],
+            "attempts": sum(s.attempts for s in self.segments),
         }
 
     @property
@@ -215,7 +219,8 @@ class Engine:
         info = self._infos.get(name)
         if info is None or (kind and info.kind != kind):
             known = ", ".join(m.name for m in self.models(kind)) or "none"
-            raise EngineError(f"unknown {kind or 'model'} {name!r} (available: {known})")
+            label = {"acoustic": "model", "vocoder": "vocoder"}.get(kind, "model")
+            raise EngineError(f"unknown {label} {name!r} (available: {known})")
         return info
 
     def acoustic_model(self, name: str) -> LoadedAcoustic:
@@ -227,7 +232,7 @@ class Engine:
                 log.info("loaded %s in %.2f s", info.name, time.time() - t)
             return self._acoustic[info.name]
 
-    def vocoder(self, name: str, audio: AudioConfig):
+    def vocoder(self, name: str, audio: AudioConfig, voice: str | None = None):
         """A callable mel (T_mel, n_mels) -> wav for `audio`; a clear error when they cannot pair."""
         info = self.info(name, "vocoder")
         if info.model_type == "griffinlim":
@@ -243,7 +248,7 @@ class Engine:
 
                 self._vocoders[info.name] = WaveNetVocoder.from_checkpoint(info.path)
             voc = self._vocoders[info.name]
-        return voc.infer
+        return lambda mel: voc.infer(mel, voice)
 
     # ------------------------------------------------------------------ stages
 
@@ -270,8 +275,9 @@ class Engine:
             attempts += [("tighter attention window", {"window_ahead": 2}),
                          ("new dropout seed", {"seed": seed + 1000}),
                          ("tighter window and new seed", {"window_ahead": 2, "seed": seed + 2000})]
-        best = None
+        best, tried = None, 0
         for label, kw in attempts:
+            tried += 1
             out = am.model.infer(torch.tensor(p.ids), speaker=speaker, **{"seed": seed, **kw})
             seg = self._segment(am, p, out)
             seg.retake = label
@@ -281,8 +287,10 @@ class Engine:
                 break
         if retake and not best.health["ok"]:
             split = self._split_retake(am, p, speaker, seed)
+            tried += split is not None
             if split is not None and _health_score(split.health) > _health_score(best.health):
                 best = split
+        best.attempts = tried
         return best
 
     def _split_retake(self, am: LoadedAcoustic, p: Prepared, speaker: int, seed: int) -> Segment | None:
@@ -353,7 +361,7 @@ class Engine:
                   settings: dict, acoustic_s: float) -> Take:
         speed, pitch = settings["speed"], settings["pitch"]
         _check_settings(speed, pitch)
-        vocode = self.vocoder(vocoder, am.audio)
+        vocode = self.vocoder(vocoder, am.audio, voice)
         sr = am.audio.sample_rate
         t1 = time.perf_counter()
         pieces, offset, placed = [], 0.0, []
@@ -362,7 +370,7 @@ class Engine:
             wav = vocode(stretch_mel(seg.mel, speed))
             if pitch:
                 wav = shift_pitch(wav, sr, pitch)
-            placed.append(dataclasses.replace(seg, offset_s=offset))
+            placed.append(dataclasses.replace(seg, offset_s=offset, duration_s=len(wav) / sr))
             pieces.append(wav)
             offset += len(wav) / sr
             if i < len(segments) - 1:
