@@ -195,6 +195,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except Exception as e:  # noqa: BLE001 - the CLI's promise is one line, never a traceback
+        if args.verbose:
+            raise
+        print(f"error: unexpected {type(e).__name__}: {e} (rerun with -v for details)", file=sys.stderr)
+        return 1
     return 0
 
 

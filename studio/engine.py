@@ -437,8 +437,7 @@ def word_times(text: str, tokens: list[str], alignment: np.ndarray, seconds_per_
     to the last such step. Times are forced monotonic so subtitles never run backwards.
     """
     spans = word_spans(tokens)
-    names = [w.strip(",.!?;:\"'") for w in text.split()]
-    names = [w for w in names if w]
+    names = [w for w in text.split() if any(ch.isalnum() for ch in w)]  # punctuation stays on its word
     if len(names) != len(spans):  # espeak merged or split words: label by position instead
         names = names[: len(spans)] + ["…"] * max(0, len(spans) - len(names))
     peaks = alignment.argmax(axis=1) if len(alignment) else np.zeros(0, dtype=int)

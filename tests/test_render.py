@@ -1,0 +1,145 @@
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from studio.errors import ScriptError, StudioError, SubtitleError
+from studio.render import dub_subtitles, load_project, render_script
+from studio.script import parse_subtitles
+from tests.conftest import ROOT
+
+SCRIPT = """# a three-voice scene
+@cast Narrator = slt
+@cast Anna = rms speed=1.1
+@cast Ben = awb
+Narrator: It was late. [pause 0.3s] Very late.
+Anna: Who is there?
+Ben: [pitch=2] Only me.
+[pause 0.5s]
+Narrator: The end.
+"""
+
+SRT = """1
+00:00:00,500 --> 00:00:02,000
+RMS: Hello there.
+
+2
+00:00:02,500 --> 00:00:03,000
+This line is far too long to be spoken inside half a second of time.
+
+3
+00:00:04,000 --> 00:00:06,000
+Goodbye.
+"""
+
+
+def test_render_three_voice_script(engine):
+    res = render_script(engine, SCRIPT)
+    assert [line.voice for line in res.lines] == ["slt", "rms", "awb", "slt"]
+    assert len(res.cues()) == 4
+    assert res.audio.ndim == 1 and len(res.audio) / res.sample_rate > 0.5 + 0.3
+    cues = parse_subtitles(res.srt())
+    assert len(cues) == 4
+    assert all(a.end <= b.start for a, b in zip(cues, cues[1:]))
+    vtt = parse_subtitles(res.vtt())
+    assert [c.text for c in vtt] == [c.text for c in cues]
+    assert res.lines[1].takes[0].settings["speed"] == 1.1
+    assert res.lines[2].takes[0].settings["pitch"] == 2
+
+
+def test_render_errors_name_the_line(engine):
+    with pytest.raises(ScriptError, match="line 2"):
+        render_script(engine, "slt: fine\nNobody: who am I?\n")
+    with pytest.raises(ScriptError):
+        render_script(engine, "   \n\n")
+    with pytest.raises(StudioError, match="line 1"):
+        render_script(engine, "slt: 😀😀😀\n")
+
+
+def test_dub_keeps_cues_in_their_slots(engine):
+    res = dub_subtitles(engine, SRT, max_rate=1.6)
+    assert [line.voice for line in res.lines] == ["rms", "slt", "slt"]
+    for line in res.lines:
+        if line.fits:
+            assert line.slot[0] - 1e-6 <= line.start and line.end <= line.slot[1] + 1e-3
+        assert 1.0 <= line.rate <= 1.6
+    assert len(res.audio) >= int(6.0 * res.sample_rate)
+    project = json.loads(json.dumps(res.project()))
+    assert load_project(project)["kind"] == "dub"
+
+
+def test_project_round_trip_and_future_version(engine):
+    res = render_script(engine, SCRIPT)
+    data = json.loads(json.dumps(res.project()))
+    assert load_project(data)["source"] == SCRIPT
+    data["version"] = 99
+    with pytest.raises(StudioError, match="newer studio"):
+        load_project(data)
+    with pytest.raises(StudioError):
+        load_project({"hello": 1})
+
+
+def test_broken_srt_is_refused_with_its_line(engine):
+    with pytest.raises(SubtitleError, match="line 2"):
+        dub_subtitles(engine, "1\n00:00:01,000 --> banana\nHello\n")
+    with pytest.raises(SubtitleError):
+        dub_subtitles(engine, "1\n00:00:05,000 --> 00:00:01,000\nBackwards\n")
+
+
+def run_cli(*args, env_dir=None):
+    import os
+
+    env = {**os.environ, "STUDIO_CHECKPOINTS": str(env_dir)} if env_dir else None
+    return subprocess.run([sys.executable, "-m", "studio", *args], capture_output=True, text=True, cwd=ROOT,
+                          timeout=300, env=env)
+
+
+def test_cli_speak_render_dub(tmp_path, tiny_checkpoint_dir):
+    out = run_cli("speak", "Hello from the command line.", "--voice", "slt", "-o", str(tmp_path / "a.wav"), "--json",
+                  env_dir=tiny_checkpoint_dir)
+    assert out.returncode == 0, out.stderr
+    data = json.loads(out.stdout)
+    assert data["timings"]["rtf"] > 0 and (tmp_path / "a.wav").exists()
+    assert {"audio_s", "compute_s", "rtf"} <= set(data["timings"])
+
+    (tmp_path / "s.txt").write_text(SCRIPT)
+    out = run_cli("render", str(tmp_path / "s.txt"), "-o", str(tmp_path / "t.flac"), "--srt", str(tmp_path / "t.srt"),
+                  "--vtt", str(tmp_path / "t.vtt"), "--project", str(tmp_path / "p.json"), "--json",
+                  env_dir=tiny_checkpoint_dir)
+    assert out.returncode == 0, out.stderr
+    assert len(parse_subtitles((tmp_path / "t.srt").read_text())) == 4
+    assert (tmp_path / "t.vtt").read_text().startswith("WEBVTT")
+    assert json.loads((tmp_path / "p.json").read_text())["format"] == "studio-project"
+
+    (tmp_path / "s.srt").write_text(SRT)
+    out = run_cli("dub", str(tmp_path / "s.srt"), "-o", str(tmp_path / "d.wav"), "--json", env_dir=tiny_checkpoint_dir)
+    assert out.returncode == 0, out.stderr
+    assert len(json.loads(out.stdout)["lines"]) == 3
+
+    out = run_cli("voices", "--json", env_dir=tiny_checkpoint_dir)
+    assert [v["id"] for v in json.loads(out.stdout)["voices"]] == ["slt", "rms", "awb"]
+    out = run_cli("models", "--json", env_dir=tiny_checkpoint_dir)
+    assert {m["name"] for m in json.loads(out.stdout)["models"]} == {"tacotron", "griffinlim"}
+
+
+@pytest.mark.parametrize("args,message", [
+    (["speak", "Hi", "--voice", "nobody", "-o", "x.wav"], "unknown voice"),
+    (["speak", "   ", "--voice", "slt", "-o", "x.wav"], "empty"),
+    (["render", "no/such/file.txt", "-o", "x.wav"], "file not found"),
+    (["speak", "Hi", "--voice", "slt", "--model", "nope", "-o", "x.wav"], "unknown model"),
+])
+def test_cli_errors_are_one_line(args, message, tiny_checkpoint_dir, tmp_path):
+    args = [a if a != "x.wav" else str(tmp_path / "x.wav") for a in args]
+    out = run_cli(*args, env_dir=tiny_checkpoint_dir)
+    assert out.returncode != 0
+    assert message in out.stderr and "Traceback" not in out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1
+
+
+def test_cli_broken_srt(tmp_path, tiny_checkpoint_dir):
+    (tmp_path / "bad.srt").write_text("1\n00:00:01,000 --> xx\nHello\n")
+    out = run_cli("dub", str(tmp_path / "bad.srt"), "-o", str(tmp_path / "d.wav"), env_dir=tiny_checkpoint_dir)
+    assert out.returncode != 0 and "line 2" in out.stderr and "Traceback" not in out.stderr
+    assert not (tmp_path / "d.wav").exists()
