@@ -8,15 +8,14 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from studio.audio import resample, silence
-from studio.engine import Engine, Take
+from studio.engine import MODEL_ALIASES, Engine, Take
 from studio.errors import ScriptError, StudioError
-from studio.script import Cue, Pause, Speech, check_cues, fit_rate, parse_script, parse_subtitles, write_srt, write_vtt
+from studio.script import Cue, Line, Pause, Script, check_cues, fit_rate, parse_script, parse_subtitles, write_srt, write_vtt
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +32,12 @@ class RenderedLine:
     start: float  # where the line's speech starts on the track, seconds
     end: float
     takes: list[Take] = field(default_factory=list)
-    take_starts: list[float] = field(default_factory=list)  # where each take starts on the track
+    take_starts: list[float] = field(default_factory=list)  # where each take starts, from line_start
+    line_start: float = 0.0  # where the line's audio (inline pauses included) starts on the track
+    audio: np.ndarray | None = None  # script: the line's own audio (inline pauses included)
+    pause_before: float = 0.0  # script: seconds of pause-only lines before this one
+    settings: dict = field(default_factory=dict)
+    seed: int = 0
     rate: float = 1.0  # dub: speed-up used to fit the slot
     slot: tuple[float, float] | None = None  # dub: the cue's own times
     fits: bool = True
@@ -42,7 +46,8 @@ class RenderedLine:
 
     @property
     def words(self) -> list[tuple[str, float, float]]:
-        return [(w, s + t0, e + t0) for t, t0 in zip(self.takes, self.take_starts) for w, s, e in t.words]
+        return [(w, s + self.line_start + t0, e + self.line_start + t0)
+                for t, t0 in zip(self.takes, self.take_starts) for w, s, e in t.words]
 
     def row(self) -> dict:
         health = [t.health for t in self.takes]
@@ -127,73 +132,107 @@ def _progress(total: int, enabled: bool, desc: str):
     return tqdm(total=total, desc=desc, unit="line")
 
 
-def render_script(engine: Engine, text: str, model: str = "tacotron", vocoder: str = "griffinlim",
-                  default_voice: str | None = None, progress: bool = False,
-                  on_line: Callable[[RenderedLine, int, int], None] | None = None,
-                  max_lines: int = 1000, max_line_chars: int = 2000) -> RenderResult:
-    """Render every line of a script onto one track; `on_line(line, i, n)` is called as each finishes."""
+def parse_for_engine(engine: Engine, text: str, default_voice: str | None = None, max_lines: int = 1000,
+                     max_line_chars: int = 2000) -> Script:
+    """Parse a script against what the engine offers (voices, models, vocoders)."""
     voices = [v.id for v in engine.voices()]
     if not voices:
         raise StudioError("no voices are available: no acoustic model checkpoints were found")
     script = parse_script(text, voices=voices, default_voice=default_voice or voices[0],
-                          models=[m.name for m in engine.models("acoustic")] + ["transformer"],
+                          models=[m.name for m in engine.models("acoustic")] + list(MODEL_ALIASES),
                           vocoders=[m.name for m in engine.models("vocoder")],
                           max_lines=max_lines, max_line_chars=max_line_chars)
-    spoken = [line for line in script.lines]
-    if not any(not line.is_pause for line in spoken):
+    if not any(not line.is_pause for line in script.lines):
         raise ScriptError("the script has no spoken lines")
-    t0 = time.perf_counter()
+    return script
+
+
+def render_line(engine: Engine, line: Line, model: str, vocoder: str, sample_rate: int, seed: int = 0,
+                pause_before: float = 0.0) -> RenderedLine:
+    """Synthesize one script line (its sentences and inline pauses) into its own audio."""
+    rl = RenderedLine(line.number, line.text, line.voice, 0.0, 0.0, pause_before=pause_before,
+                      settings=dict(line.settings), seed=seed)
+    pieces, cursor = [], 0.0
+    for seg in line.segments:
+        if isinstance(seg, Pause):
+            pieces.append(silence(seg.seconds, sample_rate))
+            cursor += seg.seconds
+            continue
+        try:
+            take = engine.synthesize(seg.text, voice=line.voice or engine.voices()[0].id,
+                                     model=str(line.settings.get("model", model)),
+                                     vocoder=str(line.settings.get("vocoder", vocoder)),
+                                     speed=float(line.settings.get("speed", 1.0)),
+                                     pitch=float(line.settings.get("pitch", 0.0)), seed=seed)
+        except StudioError as e:
+            raise type(e)(e.message, line=line.number) from None
+        except ValueError as e:
+            raise ScriptError(str(e), line=line.number) from None
+        wav = resample(take.audio, take.sample_rate, sample_rate)
+        rl.takes.append(take)
+        rl.take_starts.append(cursor)
+        pieces.append(wav)
+        cursor += len(wav) / sample_rate
+    rl.audio = np.concatenate(pieces).astype(np.float32) if pieces else np.zeros(0, np.float32)
+    return rl
+
+
+def iter_script(engine: Engine, script: Script, model: str, vocoder: str, seed: int = 0):
+    """Yield each spoken line of a parsed script as it is rendered (pause-only lines are folded
+    into the next line's `pause_before`)."""
     sr = engine.acoustic_model(model).audio.sample_rate
-    pieces, cursor, rendered = [], 0.0, []
-    bar = _progress(len(spoken), progress, "render")
-    for i, line in enumerate(spoken):
-        rl = RenderedLine(line.number, line.text, line.voice, cursor, cursor)
-        for seg in line.segments:
-            if isinstance(seg, Pause):
-                pieces.append(silence(seg.seconds, sr))
-                cursor += seg.seconds
-                continue
-            assert isinstance(seg, Speech)
-            try:
-                take = engine.synthesize(seg.text, voice=line.voice or voices[0],
-                                         model=str(line.settings.get("model", model)),
-                                         vocoder=str(line.settings.get("vocoder", vocoder)),
-                                         speed=float(line.settings.get("speed", 1.0)),
-                                         pitch=float(line.settings.get("pitch", 0.0)))
-            except StudioError as e:
-                raise type(e)(str(e.message if hasattr(e, "message") else e), line=line.number) from None
-            except ValueError as e:
-                raise ScriptError(str(e), line=line.number) from None
-            wav = resample(take.audio, take.sample_rate, sr)
-            if not rl.takes:
-                rl.start = cursor
-            rl.takes.append(take)
-            rl.take_starts.append(cursor)
-            pieces.append(wav)
-            cursor += len(wav) / sr
-            rl.end = cursor
-        if not line.is_pause:
-            rendered.append(rl)
-            pieces.append(silence(LINE_GAP_S, sr))
+    pending_pause = 0.0
+    for line in script.lines:
+        if line.is_pause:
+            pending_pause += sum(seg.seconds for seg in line.segments if isinstance(seg, Pause))
+            continue
+        yield render_line(engine, line, model, vocoder, sr, seed, pending_pause)
+        pending_pause = 0.0
+
+
+def assemble_script(lines: list[RenderedLine], source: str, sample_rate: int, settings: dict,
+                    seconds: float = 0.0) -> RenderResult:
+    """Lay rendered lines end to end (with their pauses and a gap between lines) on one track."""
+    pieces, cursor = [], 0.0
+    for i, rl in enumerate(lines):
+        if rl.pause_before:
+            pieces.append(silence(rl.pause_before, sample_rate))
+            cursor += rl.pause_before
+        first = rl.take_starts[0] if rl.take_starts else 0.0
+        rl.line_start = cursor
+        rl.start = cursor + first
+        rl.end = cursor + (rl.take_starts[-1] + rl.takes[-1].duration if rl.takes else 0.0)
+        pieces.append(rl.audio)
+        cursor += len(rl.audio) / sample_rate
+        if i < len(lines) - 1:
+            pieces.append(silence(LINE_GAP_S, sample_rate))
             cursor += LINE_GAP_S
+    audio = np.concatenate(pieces).astype(np.float32) if pieces else np.zeros(0, np.float32)
+    return RenderResult("script", source, audio, sample_rate, lines, settings, seconds=seconds)
+
+
+def render_script(engine: Engine, text: str, model: str = "tacotron", vocoder: str = "griffinlim",
+                  default_voice: str | None = None, progress: bool = False, seed: int = 0,
+                  max_lines: int = 1000, max_line_chars: int = 2000) -> RenderResult:
+    """Render every line of a script onto one track."""
+    t0 = time.perf_counter()
+    script = parse_for_engine(engine, text, default_voice, max_lines, max_line_chars)
+    sr = engine.acoustic_model(model).audio.sample_rate
+    n = sum(not line.is_pause for line in script.lines)
+    bar = _progress(n, progress, "render")
+    lines = []
+    for rl in iter_script(engine, script, model, vocoder, seed):
+        lines.append(rl)
         if bar:
             bar.update(1)
-        if on_line:
-            on_line(rl, i, len(spoken))
     if bar:
         bar.close()
-    audio = np.concatenate(pieces) if pieces else np.zeros(0, np.float32)
-    return RenderResult("script", text, audio.astype(np.float32), sr, rendered,
-                        {"model": model, "vocoder": vocoder, "default_voice": default_voice or voices[0]},
-                        seconds=time.perf_counter() - t0)
+    settings = {"model": model, "vocoder": vocoder, "default_voice": default_voice or engine.voices()[0].id}
+    return assemble_script(lines, text, sr, settings, time.perf_counter() - t0)
 
 
-def dub_subtitles(engine: Engine, text: str, voice: str | None = None, model: str = "tacotron",
-                  vocoder: str = "griffinlim", max_rate: float = 1.6, progress: bool = False,
-                  on_line: Callable[[RenderedLine, int, int], None] | None = None,
-                  cast: dict[str, str] | None = None) -> RenderResult:
-    """Speak each cue inside its time slot: speed up (pitch kept) up to `max_rate`, place each
-    take at its cue's start on a silent timeline, and report cues that still do not fit."""
+def read_cues(engine: Engine, text: str, voice: str | None, model: str) -> tuple[list[Cue], list[str], str]:
+    """Parse subtitles (sorted by start) and check the voice; returns cues, warnings, voice."""
     cues = sorted(parse_subtitles(text), key=lambda c: (c.start, c.index))
     warnings = check_cues(cues)
     voices = [v.id for v in engine.voices(model)]
@@ -202,51 +241,73 @@ def dub_subtitles(engine: Engine, text: str, voice: str | None = None, model: st
     voice = voice or voices[0]
     if voice not in voices:
         raise StudioError(f"unknown voice {voice!r} (voices: {', '.join(voices)})")
+    return cues, warnings, voice
+
+
+def dub_cue(engine: Engine, cue: Cue, voice: str, model: str, vocoder: str, max_rate: float,
+            cast: dict[str, str] | None = None, seed: int = 0) -> RenderedLine:
+    """Synthesize one cue and speed it up (pitch kept) to fit its slot, up to `max_rate`."""
+    voices = {v.id for v in engine.voices(model)}
+    spk = (cue.speaker or "").lower()
     cast = {k.lower(): v for k, v in (cast or {}).items()}
-    t0 = time.perf_counter()
-    sr = engine.acoustic_model(model).audio.sample_rate
-    rendered: list[RenderedLine] = []
-    bar = _progress(len(cues), progress, "dub")
-    for i, cue in enumerate(cues):
-        spk = (cue.speaker or "").lower()
-        v = cast.get(spk) or (spk if spk in voices else voice)
-        rl = RenderedLine(cue.index, cue.text, v, cue.start, cue.start, slot=(cue.start, cue.end))
-        if cue.text.strip():
-            try:
-                take = engine.synthesize(cue.text, voice=v, model=model, vocoder=vocoder)
-                rate, fits = fit_rate(take.duration, max(cue.duration, 1e-3), 1.0, max_rate)
-                if rate > 1.0:
-                    take = engine.respeed(take, rate)
-                rl.takes.append(take)
-                rl.take_starts.append(cue.start)
-                rl.rate, rl.fits = rate, fits
-                rl.end = cue.start + take.duration
-            except (StudioError, ValueError) as e:
-                rl.error = str(e)
-                warnings.append(f"cue {cue.index}: {e}")
-        rendered.append(rl)
-        if bar:
-            bar.update(1)
-        if on_line:
-            on_line(rl, i, len(cues))
-    if bar:
-        bar.close()
-    by_time = sorted(rendered, key=lambda r: r.start)
+    v = cast.get(spk) or (spk if spk in voices else voice)
+    rl = RenderedLine(cue.index, cue.text, v, cue.start, cue.start, slot=(cue.start, cue.end), seed=seed)
+    if cue.text.strip():
+        try:
+            take = engine.synthesize(cue.text, voice=v, model=model, vocoder=vocoder, seed=seed)
+            rate, fits = fit_rate(take.duration, max(cue.duration, 1e-3), 1.0, max_rate)
+            if rate > 1.0:
+                take = engine.respeed(take, rate)
+            rl.takes.append(take)
+            rl.take_starts.append(0.0)
+            rl.line_start = cue.start
+            rl.rate, rl.fits = rate, fits
+            rl.end = cue.start + take.duration
+        except (StudioError, ValueError) as e:
+            rl.error = str(e)
+    return rl
+
+
+def assemble_dub(lines: list[RenderedLine], cues: list[Cue], source: str, sample_rate: int, settings: dict,
+                 warnings: list[str], seconds: float = 0.0) -> RenderResult:
+    """Place each cue's take at its cue's start on a silent timeline; flag overruns."""
+    warnings = list(warnings)
+    by_time = sorted(lines, key=lambda r: r.start)
     for a, b in zip(by_time, by_time[1:]):
         a.overrun = a.end > b.start + 1e-6
-    end = max([r.end for r in rendered] + [c.end for c in cues] + [0.0])
-    track = np.zeros(int(np.ceil(end * sr)) + 1, dtype=np.float32)
-    for r in rendered:
+    end = max([r.end for r in lines] + [c.end for c in cues] + [0.0])
+    track = np.zeros(int(np.ceil(end * sample_rate)) + 1, dtype=np.float32)
+    for r in lines:
         for take in r.takes:
-            wav = resample(take.audio, take.sample_rate, sr)
-            s = int(round(r.start * sr))
+            wav = resample(take.audio, take.sample_rate, sample_rate)
+            s = int(round(r.start * sample_rate))
             track[s : s + len(wav)] += wav[: len(track) - s]
     peak = float(np.max(np.abs(track))) if track.size else 0.0
     if peak > 0.99:  # overlapping overruns can add up
         track *= 0.99 / peak
-    for r in rendered:
-        if not r.fits:
-            warnings.append(f"cue {r.number} needs more than x{max_rate} to fit its {r.slot[1] - r.slot[0]:.2f} s slot")
-    return RenderResult("dub", text, track, sr, rendered,
-                        {"model": model, "vocoder": vocoder, "voice": voice, "max_rate": max_rate},
-                        warnings=warnings, seconds=time.perf_counter() - t0)
+    for r in lines:
+        if r.error:
+            warnings.append(f"cue {r.number}: {r.error}")
+        elif not r.fits:
+            warnings.append(f"cue {r.number} needs more than x{settings['max_rate']} to fit its "
+                            f"{r.slot[1] - r.slot[0]:.2f} s slot")
+    return RenderResult("dub", source, track, sample_rate, lines, settings, warnings=warnings, seconds=seconds)
+
+
+def dub_subtitles(engine: Engine, text: str, voice: str | None = None, model: str = "tacotron",
+                  vocoder: str = "griffinlim", max_rate: float = 1.6, progress: bool = False,
+                  cast: dict[str, str] | None = None) -> RenderResult:
+    """Speak each cue inside its time slot and return the dubbed track."""
+    t0 = time.perf_counter()
+    cues, warnings, voice = read_cues(engine, text, voice, model)
+    sr = engine.acoustic_model(model).audio.sample_rate
+    bar = _progress(len(cues), progress, "dub")
+    lines = []
+    for cue in cues:
+        lines.append(dub_cue(engine, cue, voice, model, vocoder, max_rate, cast))
+        if bar:
+            bar.update(1)
+    if bar:
+        bar.close()
+    settings = {"model": model, "vocoder": vocoder, "voice": voice, "max_rate": max_rate}
+    return assemble_dub(lines, cues, text, sr, settings, warnings, time.perf_counter() - t0)
