@@ -1,0 +1,5 @@
+"""The studio in the browser (Gradio)."""
+
+from studio.ui.app import build_app, launch
+
+__all__ = ["build_app", "launch"]

@@ -1,0 +1,579 @@
+"""The studio's event handlers: plain functions over the engine and a per-user session dict.
+
+Gradio only wires these to components (see `studio.ui.app`), so every behaviour here is
+tested by calling the function directly. User mistakes raise `gr.Error` with one readable
+sentence; nothing in the session is changed by a request that fails.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import tempfile
+import threading
+import time
+import uuid
+from functools import wraps
+from pathlib import Path
+
+import gradio as gr
+import numpy as np
+
+from studio.audio import save_wav
+from studio.engine import Engine, Take
+from studio.errors import StudioError
+from studio.plots import plot_alignment, plot_mel, plot_stop, save
+from studio.render import (
+    RenderedLine,
+    assemble_dub,
+    assemble_script,
+    dub_cue,
+    load_project,
+    parse_for_engine,
+    read_cues,
+    render_line,
+)
+from studio.text import TextError
+
+log = logging.getLogger(__name__)
+
+ASSETS = Path(__file__).resolve().parent.parent.parent / "assets"
+OUTPUT_ROOT = Path(tempfile.gettempdir()) / "dubbing-studio"
+MAX_UPLOAD_BYTES = 5_000_000
+LIMITS = {"max_line_chars": 2000, "max_lines": 200}
+LINE_HEADERS = ["#", "line", "voice", "start (s)", "end (s)", "health", "retakes", "RTF"]
+DUB_HEADERS = ["cue", "text", "voice", "slot (s)", "slot length", "spoken length", "rate", "fits", "overrun"]
+
+_engine: Engine | None = None
+_engine_lock = threading.Lock()
+
+
+def get_engine() -> Engine:
+    """One engine per process, shared by every user (models load once)."""
+    global _engine
+    with _engine_lock:
+        if _engine is None:
+            _engine = Engine()
+        return _engine
+
+
+def set_engine(engine: Engine) -> None:
+    global _engine
+    _engine = engine
+
+
+def user_errors(fn):
+    """Turn the project's own errors into a Gradio message; log anything else and say so."""
+
+    @wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except gr.Error:
+            raise
+        except (StudioError, TextError) as e:
+            raise gr.Error(str(e)) from None
+        except Exception as e:  # noqa: BLE001 - a user sees one sentence, the log keeps the trace
+            log.exception("handler %s failed", fn.__name__)
+            raise gr.Error(f"Something went wrong ({type(e).__name__}: {e}). Your work is unchanged.") from None
+
+    return wrapper
+
+
+def user_errors_gen(fn):
+    @wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            yield from fn(*args, **kwargs)
+        except gr.Error:
+            raise
+        except (StudioError, TextError) as e:
+            raise gr.Error(str(e)) from None
+        except Exception as e:  # noqa: BLE001
+            log.exception("handler %s failed", fn.__name__)
+            raise gr.Error(f"Something went wrong ({type(e).__name__}: {e}). Your work is unchanged.") from None
+
+    return wrapper
+
+
+# ---------------------------------------------------------------------------------------------
+# session
+
+
+def new_session() -> dict:
+    return {"id": uuid.uuid4().hex[:12], "lines": [], "source": "", "settings": {}, "sample_rate": 16000,
+            "dub": None, "seed": 0}
+
+
+def _outdir(session: dict) -> Path:
+    d = OUTPUT_ROOT / session["id"]
+    d.mkdir(parents=True, exist_ok=True)
+    return d
+
+
+def _session(session: dict | None) -> dict:
+    return session if isinstance(session, dict) and "id" in session else new_session()
+
+
+# ---------------------------------------------------------------------------------------------
+# choices
+
+
+def model_choices(kind: str) -> list[str]:
+    return [m.name for m in get_engine().models(kind)]
+
+
+def voice_choices(model: str | None = None) -> list[tuple[str, str]]:
+    try:
+        return [(f"{v.name} ({v.id})", v.id) for v in get_engine().voices(model)]
+    except StudioError:
+        return []
+
+
+def example_scripts() -> dict[str, str]:
+    return {p.stem: p.read_text(encoding="utf-8") for p in sorted((ASSETS / "scripts").glob("*.txt"))}
+
+
+def load_example(name: str) -> str:
+    scripts = example_scripts()
+    if name not in scripts:
+        raise gr.Error(f"no example script named {name!r}")
+    return scripts[name]
+
+
+def detect_cast(script: str) -> list[list[str]]:
+    """Speakers used in the script and the voice each gets (from @cast lines, else blank)."""
+    cast = dict(re.findall(r"^@cast\s+(\S+)\s*=\s*(\S+)", script, flags=re.M))
+    speakers = dict.fromkeys(re.findall(r"^([^\W\d][\w.'-]{0,39})\s*:\s", script, flags=re.M))
+    return [[s, cast.get(s, s if s in {v.id for v in get_engine().voices()} else "")] for s in speakers]
+
+
+def apply_cast(script: str, cast_rows) -> str:
+    """Rewrite the script's @cast block from the cast table (speaker -> voice)."""
+    rows = _rows(cast_rows)
+    voices = {v.id for v in get_engine().voices()}
+    entries = []
+    for row in rows:
+        if len(row) < 2 or not str(row[0]).strip() or not str(row[1]).strip():
+            continue
+        name, voice = str(row[0]).strip(), str(row[1]).strip()
+        if voice not in voices:
+            raise gr.Error(f"cast: {name} has unknown voice {voice!r} (voices: {', '.join(sorted(voices))})")
+        entries.append((name, voice))
+    kept = []
+    for line in script.splitlines():
+        m = re.match(r"^@cast\s+(\S+)\s*=\s*(\S+)(.*)$", line)
+        if m and m.group(1) in dict(entries):
+            kept.append(f"@cast {m.group(1)} = {dict(entries)[m.group(1)]}{m.group(3)}")
+            entries = [e for e in entries if e[0] != m.group(1)]
+        else:
+            kept.append(line)
+    new = [f"@cast {n} = {v}" for n, v in entries]
+    return "\n".join(new + kept) + ("\n" if script.endswith("\n") else "")
+
+
+def _rows(table) -> list[list]:
+    if table is None:
+        return []
+    if hasattr(table, "values") and hasattr(table, "columns"):  # pandas DataFrame
+        return table.values.tolist()
+    if isinstance(table, dict) and "data" in table:
+        return table["data"]
+    return list(table)
+
+
+# ---------------------------------------------------------------------------------------------
+# studio: generate, regenerate, export
+
+
+def _line_row(rl: RenderedLine) -> list:
+    r = rl.row()
+    rtf = np.mean([t.timings["rtf"] for t in rl.takes]) if rl.takes else 0.0
+    badge = "✅ healthy" if r["health"] == "healthy" else f"⚠️ {r['health']}"
+    return [r["line"], rl.text, rl.voice or "", r["start"], r["end"], badge, ", ".join(r["retakes"]) or "-",
+            round(float(rtf), 3)]
+
+
+def _table(lines: list[RenderedLine], rows: list[list] | None = None) -> list[list]:
+    return rows if rows is not None else [_line_row(rl) for rl in lines]
+
+
+def _to_audio(wav: np.ndarray, sr: int):
+    return (sr, (np.clip(wav, -1, 1) * 32767).astype(np.int16))
+
+
+@user_errors_gen
+def generate(script: str, model: str, vocoder: str, voice: str, speed: float, pitch: float, session: dict,
+             progress=gr.Progress()):
+    """Render the script line by line, streaming: after each line the table, that line's
+    audio and a status update are yielded; the full track comes with the last update."""
+    session = _session(session)
+    engine = get_engine()
+    if not script or not script.strip():
+        raise gr.Error("The script is empty: write a line such as 'Narrator: Hello there.' first.")
+    parsed = parse_for_engine(engine, script, voice or None, **LIMITS)
+    _apply_defaults(parsed, speed, pitch)
+    sr = engine.acoustic_model(model).audio.sample_rate
+    engine.vocoder(vocoder, engine.acoustic_model(model).audio)  # mismatched pair: fail before any work
+    spoken = [line for line in parsed.lines if not line.is_pause]
+    lines: list[RenderedLine] = []
+    pending = 0.0
+    t0 = time.perf_counter()
+    yield (_table(lines), None, None, f"Rendering {len(spoken)} lines…", session)
+    for line in parsed.lines:
+        if line.is_pause:
+            pending += sum(seg.seconds for seg in line.segments)
+            continue
+        progress((len(lines), len(spoken)), desc=f"line {line.number}")
+        rl = render_line(engine, line, model, vocoder, sr, seed=session["seed"], pause_before=pending)
+        pending = 0.0
+        lines.append(rl)
+        status = f"Rendered {len(lines)} of {len(spoken)} lines ({time.perf_counter() - t0:.1f} s)."
+        yield (_table(lines), _to_audio(rl.audio, sr), gr.skip(), status, gr.skip())
+    settings = {"model": model, "vocoder": vocoder, "default_voice": voice, "speed": speed, "pitch": pitch}
+    result = assemble_script(lines, script, sr, settings, time.perf_counter() - t0)
+    session.update(lines=lines, source=script, settings=settings, sample_rate=sr, result=result)
+    bad = sum(1 for rl in lines if rl.row()["health"] != "healthy")
+    status = (f"Done: {len(lines)} lines, {len(result.audio) / sr:.1f} s of audio in {result.seconds:.1f} s"
+              + (f"; {bad} line(s) with alignment problems (see Inspect)." if bad else "."))
+    yield (_table(lines), gr.skip(), _to_audio(result.audio, sr), status, session)
+
+
+def _apply_defaults(script, speed: float, pitch: float) -> None:
+    """The toolbar's speed and pitch apply to lines that set none of their own."""
+    for line in script.lines:
+        if line.is_pause:
+            continue
+        if speed and abs(speed - 1.0) > 1e-6:
+            line.settings.setdefault("speed", float(speed))
+        if pitch:
+            line.settings.setdefault("pitch", float(pitch))
+
+
+@user_errors
+def regenerate(line_no, session: dict):
+    """A new take of one line (a new seed), the track re-assembled around it."""
+    session = _session(session)
+    lines: list[RenderedLine] = session["lines"]
+    idx = _line_index(lines, line_no)
+    engine = get_engine()
+    s = session["settings"]
+    parsed = parse_for_engine(engine, session["source"], s.get("default_voice") or None, **LIMITS)
+    _apply_defaults(parsed, s.get("speed", 1.0), s.get("pitch", 0.0))
+    source_line = next(line for line in parsed.lines if line.number == lines[idx].number)
+    old = lines[idx]
+    rl = render_line(engine, source_line, s["model"], s["vocoder"], session["sample_rate"], seed=old.seed + 1,
+                     pause_before=old.pause_before)
+    new_lines = lines[:idx] + [rl] + lines[idx + 1 :]
+    result = assemble_script(new_lines, session["source"], session["sample_rate"], s)
+    session.update(lines=new_lines, result=result)
+    sr = session["sample_rate"]
+    return (_table(new_lines), _to_audio(rl.audio, sr), _to_audio(result.audio, sr),
+            f"Line {rl.number} regenerated (take {rl.seed + 1}).", session)
+
+
+def _line_index(lines: list[RenderedLine], line_no) -> int:
+    if not lines:
+        raise gr.Error("Nothing rendered yet: press Generate first.")
+    try:
+        n = int(line_no)
+    except (TypeError, ValueError):
+        raise gr.Error("Pick a line: click a row of the table or type its number.") from None
+    for i, rl in enumerate(lines):
+        if rl.number == n:
+            return i
+    raise gr.Error(f"There is no rendered line {n} (lines: {', '.join(str(r.number) for r in lines)}).")
+
+
+def select_line(session: dict, evt: gr.SelectData):
+    """Clicking a table row selects its line number."""
+    row = evt.index[0] if isinstance(evt.index, (list, tuple)) else evt.index
+    lines = _session(session)["lines"]
+    return lines[row].number if 0 <= row < len(lines) else gr.skip()
+
+
+@user_errors
+def export(session: dict) -> list[str]:
+    """Write track WAV and FLAC, SRT, WebVTT and the project JSON; returns their paths."""
+    session = _session(session)
+    result = session.get("result")
+    if result is None:
+        raise gr.Error("Nothing to export yet: press Generate first.")
+    return _write_exports(result, _outdir(session), "track")
+
+
+def _write_exports(result, d: Path, stem: str) -> list[str]:
+    files = [save_wav(d / f"{stem}.wav", result.audio, result.sample_rate),
+             save_wav(d / f"{stem}.flac", result.audio, result.sample_rate)]
+    (d / f"{stem}.srt").write_text(result.srt(), encoding="utf-8")
+    (d / f"{stem}.vtt").write_text(result.vtt(), encoding="utf-8")
+    (d / f"{stem}.project.json").write_text(json.dumps(result.project(), indent=2), encoding="utf-8")
+    files += [d / f"{stem}.srt", d / f"{stem}.vtt", d / f"{stem}.project.json"]
+    return [str(f) for f in files]
+
+
+@user_errors
+def open_project(path, session: dict):
+    """Restore a saved project: script, settings and the takes table (press Generate to hear it)."""
+    session = _session(session)
+    data = _read_upload(path, "project")
+    try:
+        project = load_project(json.loads(data))
+    except json.JSONDecodeError:
+        raise gr.Error("This file is not a project: it is not valid JSON.") from None
+    if project["kind"] != "script":
+        raise gr.Error("This project is a dub; open its subtitles in the Dub tab.")
+    s = project.get("settings", {})
+    rows = [[r["line"], r["text"], r.get("voice") or "", r["start"], r["end"],
+             "✅ healthy" if r["health"] == "healthy" else f"⚠️ {r['health']}", ", ".join(r.get("retakes", [])) or "-",
+             ""] for r in project.get("lines", [])]
+    session.update(lines=[], source=project["source"], settings=s, result=None)
+    return (project["source"], s.get("model", "tacotron"), s.get("vocoder", "griffinlim"),
+            s.get("default_voice"), float(s.get("speed", 1.0)), float(s.get("pitch", 0.0)), rows,
+            "Project opened: script and settings restored. Press Generate to render its audio.", session)
+
+
+def _read_upload(path, what: str) -> str:
+    if not path:
+        raise gr.Error(f"Choose a {what} file first.")
+    p = Path(path if isinstance(path, str) else getattr(path, "name", path))
+    if p.stat().st_size > MAX_UPLOAD_BYTES:
+        raise gr.Error(f"The {what} file is larger than {MAX_UPLOAD_BYTES // 1_000_000} MB.")
+    try:
+        return p.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError:
+        raise gr.Error(f"The {what} file is not UTF-8 text.") from None
+
+
+# ---------------------------------------------------------------------------------------------
+# inspect
+
+
+def describe_health(take: Take) -> str:
+    """The health verdict in words, with times and the symbols involved."""
+    engine = get_engine()
+    audio = engine.acoustic_model(take.model).audio
+    out = []
+    for seg in take.segments:
+        steps = seg.timing_alignment.shape[0]
+        sps = len(seg.mel) / max(1, steps) * audio.hop_length / audio.sample_rate / take.settings.get("speed", 1.0)
+        h = seg.health
+        where = f"“{seg.text}”"
+        if h["ok"]:
+            out.append(f"✅ {where}: healthy (focus {h['focus_rate']:.2f}, monotonic {h['monotonicity']:.0%}, "
+                       f"coverage {h['coverage']:.0%})" + (f"; fixed by retake: {seg.retake}" if seg.retake else ""))
+            continue
+        problems = []
+        for (step, a, b) in h["skips"]:
+            skipped = "".join(seg.tokens[a + 1 : b]).strip()
+            problems.append(f"skipped '{skipped}' at {seg.offset_s + step * sps:.2f} s")
+        for (step, a, b) in h["repeats"]:
+            again = "".join(seg.tokens[b:a]).strip()
+            problems.append(f"repeated '{again}' at {seg.offset_s + step * sps:.2f} s")
+        if h["runaway"]:
+            problems.append("never stopped by itself (runaway decoding, cut at the length limit)")
+        if h["coverage"] < 0.85:
+            problems.append(f"stopped after {h['coverage']:.0%} of the text")
+        if h["focus_rate"] < 0.25:
+            problems.append(f"attention is diffuse (focus {h['focus_rate']:.2f})")
+        out.append(f"⚠️ {where}: " + "; ".join(problems))
+    return "\n\n".join(out)
+
+
+@user_errors
+def inspect(line_no, layer, head, session: dict):
+    """Figures for one line: mel (decoder and postnet), alignment with word boundaries, stop curve."""
+    session = _session(session)
+    lines = session["lines"]
+    rl = lines[_line_index(lines, line_no)]
+    if not rl.takes:
+        raise gr.Error(f"Line {rl.number} has no speech to inspect.")
+    return inspect_take(rl.takes[0], layer, head, _outdir(session), f"line{rl.number}")
+
+
+def inspect_take(take: Take, layer, head, d: Path, stem: str):
+    engine = get_engine()
+    audio = engine.acoustic_model(take.model).audio
+    seg = take.segments[0]
+    fps = audio.frames_per_second
+    mel_png = d / f"{stem}_mel.png"
+    save(plot_mel(seg.mel_before, "Decoder output (before postnet)", fps, compare=seg.mel,
+                  compare_title="Postnet output (what the vocoder hears)"), mel_png)
+    steps = seg.timing_alignment.shape[0]
+    sps = len(seg.mel) / max(1, steps) / fps
+    align = seg.alignment
+    title = "Attention alignment"
+    note = ""
+    if align.ndim == 4:  # Transformer-TTS: (L, H, T_dec, T_text)
+        L, H = align.shape[:2]
+        li = min(max(int(layer or 0), 0), L - 1)
+        hi = min(max(int(head or 0), 0), H - 1)
+        align = align[li, hi]
+        title = f"Encoder-decoder attention, layer {li}, head {hi}"
+        timing = getattr(engine.acoustic_model(take.model).model, "timing_head", None)
+        if timing is not None:
+            note = f"Word timings and health are read from layer {timing[0]}, head {timing[1]}."
+    words = [(w, s, e) for w, s, e in seg.words]
+    align_png = d / f"{stem}_align.png"
+    save(plot_alignment(align, seg.tokens, title, sps, words), align_png)
+    stop_png = d / f"{stem}_stop.png"
+    save(plot_stop(seg.stop, 0.5, sps), stop_png)
+    verdict = describe_health(take)
+    if note:
+        verdict += "\n\n" + note
+    return str(mel_png), str(align_png), str(stop_png), verdict
+
+
+# ---------------------------------------------------------------------------------------------
+# compare
+
+
+@user_errors
+def compare(text: str, model_a, vocoder_a, voice_a, model_b, vocoder_b, voice_b, session: dict):
+    session = _session(session)
+    engine = get_engine()
+    if not text or not text.strip():
+        raise gr.Error("Type a line to compare.")
+    d = _outdir(session)
+    out = []
+    for tag, (m, v, voice) in (("a", (model_a, vocoder_a, voice_a)), ("b", (model_b, vocoder_b, voice_b))):
+        take = engine.synthesize(text, voice=voice, model=m, vocoder=v)
+        mel, align, _, verdict = inspect_take(take, 0, 0, d, f"compare_{tag}")
+        t = take.timings
+        info = (f"**{m} + {v}, voice {voice}**: {t['audio_s']:.2f} s of audio in {t['compute_s']:.2f} s "
+                f"(acoustic {t['acoustic_s']:.2f} s, vocoder {t['vocoder_s']:.2f} s, RTF {t['rtf']:.2f})\n\n"
+                + verdict)
+        out += [_to_audio(take.audio, take.sample_rate), mel, align, info]
+    return tuple(out)
+
+
+# ---------------------------------------------------------------------------------------------
+# dub
+
+
+def _dub_row(rl: RenderedLine) -> list:
+    slot = rl.slot or (rl.start, rl.end)
+    spoken = rl.takes[0].duration if rl.takes else 0.0
+    return [rl.number, rl.text, rl.voice or "", f"{slot[0]:.2f}-{slot[1]:.2f}", round(slot[1] - slot[0], 2),
+            round(spoken, 2), f"x{rl.rate:.2f}", "✅" if rl.fits and not rl.error else "❌ " + (rl.error or "too long"),
+            "⚠️" if rl.overrun else ""]
+
+
+@user_errors_gen
+def dub(subs_file, subs_text: str, voice: str, model: str, vocoder: str, max_rate: float, session: dict,
+        progress=gr.Progress()):
+    """Fit every cue into its slot, streaming the timeline table; the track and files come last."""
+    session = _session(session)
+    engine = get_engine()
+    text = _read_upload(subs_file, "subtitle") if subs_file else (subs_text or "")
+    if not text.strip():
+        raise gr.Error("Upload an SRT or WebVTT file, or paste subtitles into the box.")
+    cues, warnings, voice = read_cues(engine, text, voice or None, model)
+    if not cues:
+        raise gr.Error("The subtitle file has no cues.")
+    sr = engine.acoustic_model(model).audio.sample_rate
+    lines: list[RenderedLine] = []
+    t0 = time.perf_counter()
+    for i, cue in enumerate(cues):
+        progress((i, len(cues)), desc=f"cue {cue.index}")
+        lines.append(dub_cue(engine, cue, voice, model, vocoder, float(max_rate)))
+        yield [_dub_row(r) for r in lines], gr.skip(), gr.skip(), f"Dubbed {i + 1} of {len(cues)} cues…", gr.skip()
+    settings = {"model": model, "vocoder": vocoder, "voice": voice, "max_rate": float(max_rate)}
+    result = assemble_dub(lines, cues, text, sr, settings, warnings, time.perf_counter() - t0)
+    session["dub"] = result
+    files = _write_exports(result, _outdir(session), "dub")
+    misfits = sum(1 for r in lines if not r.fits or r.error)
+    status = f"Done: {len(lines)} cues on a {len(result.audio) / sr:.1f} s track."
+    if misfits:
+        status += f" {misfits} cue(s) do not fit even at x{max_rate:.2f} (marked ❌)."
+    if result.warnings:
+        status += "\n\n" + "\n".join(f"- {w}" for w in result.warnings[:10])
+    yield [_dub_row(r) for r in result.lines], _to_audio(result.audio, sr), files, status, session
+
+
+def load_example_subtitles(name: str) -> str:
+    path = ASSETS / "subtitles" / name
+    if not path.is_file():
+        raise gr.Error(f"no example subtitles named {name!r}")
+    return path.read_text(encoding="utf-8")
+
+
+# ---------------------------------------------------------------------------------------------
+# voices and models
+
+
+VOICE_SAMPLE = "The quick brown fox jumps over the lazy dog, and then it takes a nap."
+
+
+def voice_cards() -> str:
+    engine = get_engine()
+    rows = ["| voice | id | language | learned from | models |", "|---|---|---|---|---|"]
+    for v in engine.voices():
+        rows.append(f"| {v.name} | `{v.id}` | {v.language} | {v.teacher} | {', '.join(v.models)} |")
+    if len(rows) == 2:
+        return "No voices: no acoustic checkpoints were found in the checkpoint folder."
+    return "\n".join(rows)
+
+
+@user_errors
+def voice_sample(voice: str, model: str, vocoder: str, session: dict):
+    """Play a voice: a shipped sample when one exists for this model, else render one now."""
+    if not voice:
+        raise gr.Error("Pick a voice.")
+    shipped = ASSETS / "voices" / f"{model}_{voice}.wav"
+    if vocoder == "griffinlim" and shipped.is_file():
+        return str(shipped)
+    take = get_engine().synthesize(VOICE_SAMPLE, voice=voice, model=model, vocoder=vocoder)
+    return str(save_wav(_outdir(_session(session)) / f"sample_{model}_{voice}.wav", take.audio, take.sample_rate))
+
+
+def model_cards() -> str:
+    engine = get_engine()
+    reports = _reports()
+    out = []
+    for m in engine.models():
+        if m.model_type == "griffinlim":
+            out.append("### griffinlim (vocoder)\nGriffin-Lim phase reconstruction from the mel (torchaudio, 32 "
+                       "iterations, momentum 0.99, magnitudes sharpened by a power of 1.3). No training; works with "
+                       "any acoustic model's audio settings.")
+            continue
+        params = ""
+        if m.kind == "acoustic":
+            try:
+                params = f"{engine.acoustic_model(m.name).parameters / 1e6:.2f} M parameters; "
+            except StudioError:
+                pass
+        metrics = m.metrics or {}
+        audio = m.audio
+        lines = [f"### {m.name} ({m.model_type}, {m.kind})",
+                 f"{params}audio {audio.sample_rate} Hz, {audio.n_mels} mel bands, hop {audio.hop_length}; "
+                 f"trained {metrics.get('steps', '?')} steps ({float(metrics.get('train_seconds', 0)) / 3600:.1f} h "
+                 f"of compute) on {len(m.speakers)} teacher voices: "
+                 + ", ".join(f"{s['id']} ({s.get('teacher', '')})" for s in m.speakers)]
+        cfg = m.config
+        if m.model_type == "tacotron":
+            lines.append(f"Architecture: {cfg.get('frontend')} embedding {cfg.get('embed_dim')}, "
+                         f"{cfg.get('encoder_convs')} conv + BiLSTM encoder {cfg.get('encoder_dim')}, "
+                         f"{cfg.get('attention')} attention, decoder LSTMs {cfg.get('attention_rnn_dim')}/"
+                         f"{cfg.get('decoder_rnn_dim')}, r = {cfg.get('r')}, postnet {cfg.get('postnet_layers')} "
+                         "convs.")
+        q = reports.get(f"quality_{m.name}_griffinlim")
+        if q and "overall" in q:
+            o = q["overall"]
+            lines.append(f"Eval (held-out, Griffin-Lim): WER {o.get('wer')} vs teacher {o.get('teacher_wer')} "
+                         f"(ratio {o.get('wer_ratio')}), MCD {o.get('mcd_db')} dB; hard-sentence alignment "
+                         f"failures: {q.get('hard', {}).get('failures', '?')}/{q.get('hard', {}).get('sentences', '?')}")
+        out.append("\n\n".join(lines))
+    return "\n\n".join(out) or "No models found."
+
+
+def _reports() -> dict:
+    d = Path(__file__).resolve().parent.parent.parent / "reports"
+    out = {}
+    for p in d.glob("*.json") if d.is_dir() else []:
+        try:
+            out[p.stem] = json.loads(p.read_text())
+        except (OSError, json.JSONDecodeError):
+            continue
+    return out
