@@ -48,6 +48,19 @@ def tiny_checkpoint_dir(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def long_engine(tmp_path_factory):
+    """A random tiny model that never fires its stop token: long takes of a known length."""
+    from studio.engine import Engine
+
+    d = tmp_path_factory.mktemp("long")
+    cfg = tiny_tacotron_config(stop_threshold=2.0, eos_hold_steps=10000)
+    torch.manual_seed(0)
+    save_checkpoint(d / "tacotron.pt", Tacotron(cfg), "tacotron", cfg, AudioConfig(), Vocab.phonemes().to_list(),
+                    SPEAKERS)
+    return Engine(d)
+
+
+@pytest.fixture(scope="session")
 def engine(tiny_checkpoint_dir):
     from studio.engine import Engine
 

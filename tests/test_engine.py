@@ -66,17 +66,6 @@ def test_stream_yields_per_sentence(engine):
     assert [t.text for t in takes] == ["One.", "Two.", "Three."]
 
 
-@pytest.fixture(scope="module")
-def long_engine(tmp_path_factory):
-    """A random tiny model that never fires its stop token: long takes of a known length."""
-    d = tmp_path_factory.mktemp("long")
-    cfg = tiny_tacotron_config(stop_threshold=2.0, eos_hold_steps=10000)
-    torch.manual_seed(0)
-    save_checkpoint(d / "tacotron.pt", Tacotron(cfg), "tacotron", cfg, AudioConfig(), Vocab.phonemes().to_list(),
-                    SPEAKERS)
-    return Engine(d)
-
-
 def test_speed_changes_duration_not_pitch(long_engine):
     normal = long_engine.synthesize("Speak at a normal rate please.", voice="slt", retake=False)
     fast = long_engine.respeed(normal, 1.5)

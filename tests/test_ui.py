@@ -1,0 +1,230 @@
+"""The studio's handlers called directly, the served app through gradio_client, and a real
+headless browser (Playwright driving Debian's Chromium)."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import gradio as gr
+import pytest
+
+from studio.ui import handlers as h
+from tests.conftest import ROOT
+
+SCRIPT = "@cast Host = slt\nHost: Good evening.\nrms: [speed=1.2] Thank you.\n[pause 0.3s]\nawb: Goodbye!\n"
+
+
+@pytest.fixture(autouse=True)
+def tiny_engine(engine):
+    h.set_engine(engine)
+    yield
+    h.set_engine(None)
+
+
+def run_generate(script=SCRIPT, session=None):
+    session = session or h.new_session()
+    updates = list(h.generate(script, "tacotron", "griffinlim", "slt", 1.0, 0.0, session))
+    return updates, session
+
+
+def test_generate_streams_line_by_line():
+    updates, session = run_generate()
+    assert len(updates) == 1 + 3 + 1  # start, one per spoken line, final
+    table, line_audio, track, status, state = updates[-1]
+    assert [row[0] for row in table] == [2, 3, 5] and [row[2] for row in table] == ["slt", "rms", "awb"]
+    sr, wav = track
+    assert sr == 16000 and len(wav) > 0
+    assert "Done: 3 lines" in status
+    assert state["result"] is not None and len(state["lines"]) == 3
+    sr, first = updates[1][1]  # the first line is playable before the rest are rendered
+    assert len(first) > 0
+
+
+def test_errors_are_messages_and_keep_the_session():
+    _, session = run_generate()
+    before = list(session["lines"])
+    for bad in ["", "   ", "Nobody: hello", "slt: [tempo=3] hi", "slt: " + "word " * 600]:
+        with pytest.raises(gr.Error):
+            run_generate(bad, session)
+    assert session["lines"] == before  # nothing the user made is lost
+
+
+def test_regenerate_inspect_export_and_reopen(tmp_path):
+    _, session = run_generate()
+    old = session["lines"][1]
+    table, line_audio, track, status, session = h.regenerate(3, session)
+    assert session["lines"][1] is not old and session["lines"][1].seed == old.seed + 1
+    assert "Line 3 regenerated" in status
+    mel, align, stop, verdict = h.inspect(3, 0, 0, session)
+    assert all(Path(p).is_file() and Path(p).stat().st_size > 1000 for p in (mel, align, stop))
+    assert "“" in verdict
+    files = h.export(session)
+    suffixes = sorted(Path(f).suffix for f in files)
+    assert suffixes == [".flac", ".json", ".srt", ".vtt", ".wav"]
+    project = next(f for f in files if f.endswith(".json"))
+    out = h.open_project(project, h.new_session())
+    assert out[0] == SCRIPT and out[1] == "tacotron" and len(out[6]) == 3
+    with pytest.raises(gr.Error, match="Pick a line|no rendered line"):
+        h.inspect(99, 0, 0, session)
+    with pytest.raises(gr.Error, match="Generate"):
+        h.export(h.new_session())
+
+
+def test_open_project_refuses_bad_files(tmp_path):
+    (tmp_path / "future.json").write_text(json.dumps({"format": "studio-project", "version": 42, "kind": "script",
+                                                      "source": "x"}))
+    with pytest.raises(gr.Error, match="newer studio"):
+        h.open_project(str(tmp_path / "future.json"), h.new_session())
+    (tmp_path / "junk.json").write_text("{not json")
+    with pytest.raises(gr.Error, match="not valid JSON"):
+        h.open_project(str(tmp_path / "junk.json"), h.new_session())
+
+
+def test_health_verdict_in_words():
+    take = h.get_engine().synthesize("A short line.", voice="slt", retake=False)
+    text = h.describe_health(take)
+    assert text.startswith(("✅", "⚠️")) and "A short line." in text
+
+
+def test_cast_detection_and_apply():
+    rows = h.detect_cast("@cast Host = slt\nHost: hi\nGuest: hello\nrms: yo\n")
+    assert rows == [["Host", "slt"], ["Guest", ""], ["rms", "rms"]]
+    new = h.apply_cast("@cast Host = slt\nHost: hi\nGuest: hello\n", [["Host", "awb"], ["Guest", "rms"]])
+    assert "@cast Host = awb" in new and "@cast Guest = rms" in new
+    with pytest.raises(gr.Error, match="unknown voice"):
+        h.apply_cast("Guest: hi", [["Guest", "zzz"]])
+
+
+def test_compare_two_configurations():
+    out = h.compare("Compare this line.", "tacotron", "griffinlim", "slt", "tacotron", "griffinlim", "rms",
+                    h.new_session())
+    assert len(out) == 8 and out[0][1].size > 0 and out[4][1].size > 0
+    assert "RTF" in out[3] and "voice rms" in out[7]
+
+
+def test_dub_tab_marks_cues_that_do_not_fit(long_engine):
+    h.set_engine(long_engine)  # takes of known, long length
+    srt = (ROOT / "assets/subtitles/sample.srt").read_text()
+    srt += "\n5\n00:00:11,000 --> 00:00:11,200\nThis is far too long for a fifth of a second.\n"
+    updates = list(h.dub(None, srt, "slt", "tacotron", "griffinlim", 1.6, h.new_session()))
+    table, audio, files, status, session = updates[-1]
+    assert len(table) == 5 and audio[1].size > 0
+    assert {Path(f).suffix for f in files} >= {".wav", ".srt", ".vtt"}
+    assert "do not fit" in status and table[-1][7].startswith("❌")
+    with pytest.raises(gr.Error, match="line 2"):
+        list(h.dub(None, "1\n00:00:01,000 --> oops\nHi\n", "slt", "tacotron", "griffinlim", 1.6, h.new_session()))
+
+
+def test_voice_and_model_cards():
+    assert "`rms`" in h.voice_cards()
+    assert "tacotron" in h.model_cards() and "griffinlim" in h.model_cards()
+    assert Path(h.voice_sample("awb", "tacotron", "griffinlim", h.new_session())).is_file()
+
+
+# ---------------------------------------------------------------------------------------------
+# the served app
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def served(tiny_checkpoint_dir, tmp_path_factory):
+    port = _free_port()
+    env = {**os.environ, "STUDIO_CHECKPOINTS": str(tiny_checkpoint_dir), "STUDIO_PORT": str(port),
+           "GRADIO_ANALYTICS_ENABLED": "False"}
+    log = tmp_path_factory.mktemp("app") / "app.log"
+    proc = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env, stdout=open(log, "w"),
+                            stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}/"
+    for _ in range(240):
+        try:
+            urllib.request.urlopen(url, timeout=2)
+            break
+        except OSError:
+            if proc.poll() is not None:
+                raise RuntimeError(log.read_text())
+            time.sleep(0.5)
+    else:
+        proc.kill()
+        raise RuntimeError("the studio did not start: " + log.read_text()[-2000:])
+    yield url
+    proc.terminate()
+    proc.wait(timeout=30)
+
+
+def test_binds_loopback_only(served):
+    port = int(served.rsplit(":", 1)[1].strip("/"))
+    out = subprocess.run(["ss", "-ltn"], capture_output=True, text=True).stdout if _has("ss") else ""
+    if out:
+        listening = [line for line in out.splitlines() if f":{port} " in line]
+        assert listening and all("127.0.0.1" in line for line in listening), listening
+
+
+def _has(cmd: str) -> bool:
+    from shutil import which
+
+    return which(cmd) is not None
+
+
+def test_serves_no_file_outside_its_outputs(served):
+    for path in ["gradio_api/file=/etc/passwd", "file=/etc/passwd", "gradio_api/file=../../../../etc/passwd",
+                 "gradio_api/file=" + str(ROOT / "studio" / "engine.py")]:
+        try:
+            with urllib.request.urlopen(served + path, timeout=10) as r:
+                body = r.read()
+                assert b"root:" not in body and b"class Engine" not in body, path
+        except urllib.error.HTTPError as e:
+            assert e.code in (403, 404, 400), (path, e.code)
+
+
+def test_gradio_client_generate(served):
+    from gradio_client import Client
+
+    client = Client(served, verbose=False)
+    job = client.submit("slt: Hello from the client.", "tacotron", "griffinlim", "slt", 1.0, 0.0,
+                        api_name="/generate")
+    result = job.result(timeout=180)
+    table, line_audio, track, status = result[:4]
+    assert "Done: 1 lines" in status
+    assert track and Path(track).is_file()
+
+
+def test_browser_generate_and_inspect(served, tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    shots = ROOT / "reports" / "screenshots"
+    shots.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=[
+            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+            "--disable-sync", "--no-first-run"])
+        page = browser.new_page(viewport={"width": 1400, "height": 2400})
+        page.goto(served, wait_until="domcontentloaded")
+        page.wait_for_selector("#generate", timeout=60000)
+        page.locator("#script textarea").fill("slt: Hello from the browser test.\nrms: A second line.")
+        page.locator("#generate").click()
+        page.wait_for_function(
+            "() => document.querySelector('#status') && document.querySelector('#status').innerText.includes('Done')",
+            timeout=180000)
+        page.wait_for_selector("#track_audio a[download]", state="attached", timeout=60000)
+        page.wait_for_selector("#align_img img", timeout=120000)
+        page.wait_for_selector("#mel_img img", timeout=120000)
+        takes = page.locator("#takes").inner_text()
+        assert "Hello from the browser test." in takes and "A second line." in takes
+        href = page.locator("#track_audio a[download]").first.get_attribute("href")
+        body = page.request.get(href).body()  # the player's file: a real, playable WAV
+        assert body[:4] == b"RIFF" and body[8:12] == b"WAVE" and len(body) > 1000
+        page.screenshot(path=str(shots / "studio.png"), full_page=True)
+        browser.close()
+    assert (shots / "studio.png").stat().st_size > 20000
