@@ -73,4 +73,4 @@ def teacher_wav() -> np.ndarray:
     from studio.training.corpus import TEACHERS, synthesize_teacher
 
     assert shutil.which("flite"), "flite is installed by the README's test command"
-    return synthesize_teacher(TEACHERS["slt"], "The birch canoe slid on the smooth planks.", AudioConfig())
+    return synthesize_teacher(TEACHERS["slt"], "The quick brown fox jumps over the lazy dog.", AudioConfig())

@@ -1,0 +1,65 @@
+import numpy as np
+import pytest
+
+from studio.audio import AudioConfig
+from studio.eval.health import alignment_health
+from studio.eval.metrics import Recognizer, corpus_wer, dtw_path, edit_distance, mcd, wer
+
+
+def test_wer_basics():
+    assert wer("the cat sat", "the cat sat") == 0
+    assert wer("the cat sat", "the cat") == pytest.approx(1 / 3)
+    assert wer("the cat sat", "a cat sat down") == pytest.approx(2 / 3)
+    assert wer("Hello, World!", "hello world") == 0  # case and punctuation do not count
+    assert edit_distance(list("kitten"), list("sitting")) == 3
+    assert corpus_wer([("a b c d", "a b c d"), ("e f", "x")]) == pytest.approx(2 / 6)
+
+
+def test_dtw_recovers_a_known_warp():
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((40, 3))
+    idx = np.repeat(np.arange(40), 2)  # y is x played at half speed
+    path = dtw_path(x, x[idx])
+    assert tuple(path[0]) == (0, 0) and tuple(path[-1]) == (39, 79)
+    assert all(i == idx[j] for i, j in path)
+
+
+def test_mcd_of_identical_audio_is_zero_and_grows_with_distortion(teacher_wav):
+    cfg = AudioConfig()
+    assert mcd(teacher_wav, teacher_wav, cfg) == pytest.approx(0.0, abs=1e-6)
+    noisy = teacher_wav + np.random.default_rng(0).standard_normal(len(teacher_wav)).astype(np.float32) * 0.02
+    worse = teacher_wav + np.random.default_rng(0).standard_normal(len(teacher_wav)).astype(np.float32) * 0.1
+    assert 0 < mcd(teacher_wav, noisy, cfg) < mcd(teacher_wav, worse, cfg)
+
+
+def test_recognizer_hears_the_teacher(teacher_wav):
+    hyp = Recognizer().transcribe(teacher_wav, 16000)
+    assert wer("the quick brown fox jumps over the lazy dog", hyp) <= 0.25, hyp
+
+
+def test_health_of_a_clean_diagonal():
+    a = np.zeros((30, 12))
+    for t in range(30):
+        a[t, min(11, t * 12 // 30)] = 1
+    h = alignment_health(a, np.r_[np.zeros(29), 1.0])
+    assert h["ok"] and h["verdict"] == "healthy" and h["monotonicity"] == 1 and h["coverage"] == 1
+
+
+@pytest.mark.parametrize("kind", ["skip", "repeat", "runaway", "early"])
+def test_health_catches_each_failure(kind):
+    peaks = list(np.linspace(0, 19, 40).astype(int))
+    stop = np.r_[np.zeros(39), 1.0]
+    if kind == "skip":
+        peaks = peaks[:10] + [p + 8 for p in peaks[10:] if p + 8 < 20]
+    elif kind == "repeat":
+        peaks = peaks[:25] + peaks[5:25] + peaks[25:]
+    elif kind == "runaway":
+        stop = np.zeros(len(peaks))
+    elif kind == "early":
+        peaks = peaks[:15]
+    a = np.zeros((len(peaks), 20))
+    a[np.arange(len(peaks)), peaks] = 1
+    h = alignment_health(a, stop[: len(peaks)] if kind != "early" else np.r_[np.zeros(14), 1.0])
+    assert not h["ok"]
+    word = {"skip": "skip", "repeat": "repeat", "runaway": "runaway", "early": "stopped early"}[kind]
+    assert word in h["verdict"]
