@@ -129,7 +129,7 @@ def _progress(total: int, enabled: bool, desc: str):
         return None
     from tqdm import tqdm
 
-    return tqdm(total=total, desc=desc, unit="line")
+    return tqdm(total=total, desc=desc, unit="line", disable=None)  # None: only on a terminal
 
 
 def parse_for_engine(engine: Engine, text: str, default_voice: str | None = None, max_lines: int = 1000,
