@@ -310,8 +310,7 @@ class Engine:
 
     def _segment(self, am: LoadedAcoustic, p: Prepared, out) -> Segment:
         align = out.alignment.float().cpu().numpy()
-        timing = getattr(out, "timing_alignment", None)
-        timing = align if timing is None else timing.float().cpu().numpy()
+        timing = align if out.timing_alignment is None else out.timing_alignment.float().cpu().numpy()
         stop = out.stop.float().cpu().numpy()
         health = alignment_health(timing, stop, am.config.stop_threshold, hit_limit=out.hit_limit)
         _name_problems(health, p.tokens)

@@ -72,6 +72,7 @@ class AcousticOutput:
     stop: torch.Tensor  # (T_dec,) stop probabilities
     frames_per_step: int = 1  # decoder steps -> mel frames
     hit_limit: bool = False  # decoding ended at the length limit, not by the stop token
+    timing_alignment: torch.Tensor | None = None  # (T_dec, T_text) when `alignment` has several heads
 
 
 class Encoder(nn.Module):

@@ -76,9 +76,8 @@ def make_sample_fn(frontend: Frontend, audio: AudioConfig, speakers: list[str]):
             spk = i % len(speakers)
             res = model.infer(torch.tensor(p.ids), speaker=spk)
             mel = res.mel.float().cpu().numpy()
-            align = res.alignment.float().cpu().numpy()
-            if align.ndim == 4:  # Transformer-TTS: (L, H, T_mel, T_text), show the last layer's mean
-                align = align[-1].mean(0)
+            timing = res.timing_alignment if res.timing_alignment is not None else res.alignment
+            align = timing.float().cpu().numpy()  # (T_dec, T_text)
             health = alignment_health(align, res.stop.float().cpu().numpy())
             healthy += health["ok"]
             save(plot_alignment(align, p.tokens, title=f"step {step}, {speakers[spk]}: {health['verdict']}"),

@@ -1,0 +1,127 @@
+import math
+import time
+
+import torch
+
+from studio.audio import AudioConfig
+from studio.checkpoint import load_checkpoint, save_checkpoint
+from studio.models.transformer_tts import MultiHeadAttention, PositionalEncoding, TransformerTTS, TransformerTTSConfig
+from studio.text import Vocab
+from tests.conftest import SPEAKERS
+from tests.test_tacotron import make_batch
+
+
+def tiny(**kw):
+    base = dict(n_symbols=len(Vocab.phonemes()), n_mels=80, n_speakers=3, d_model=32, n_heads=2, encoder_layers=2,
+                decoder_layers=2, ffn_dim=64, encoder_prenet_convs=1, prenet_sizes=[32, 32], speaker_dim=8, r=2,
+                postnet_channels=16, postnet_layers=3, max_steps_per_token=1.0, max_positions=512)
+    base.update(kw)
+    return TransformerTTSConfig(**base)
+
+
+def test_positional_encoding_matches_the_formula():
+    pe = PositionalEncoding(16, 100)
+    x = torch.zeros(1, 50, 16)
+    out = pe(x)
+    for pos in (0, 7, 49):
+        for i in range(8):
+            assert math.isclose(out[0, pos, 2 * i].item(), math.sin(pos / 10000 ** (2 * i / 16)), abs_tol=1e-5)
+            assert math.isclose(out[0, pos, 2 * i + 1].item(), math.cos(pos / 10000 ** (2 * i / 16)), abs_tol=1e-5)
+    assert torch.allclose(pe(x, offset=7)[0, 0], out[0, 7])
+    with torch.no_grad():
+        pe.alpha.fill_(2.0)
+    assert torch.allclose(pe(x), 2 * out)
+
+
+def test_attention_masks_causal_and_padding():
+    torch.manual_seed(0)
+    mha = MultiHeadAttention(16, 2, 0.0).eval()
+    x = torch.randn(2, 5, 16)
+    causal = torch.ones(5, 5, dtype=torch.bool).tril()[None, None]
+    _, w, _ = mha(x, x, x, causal)
+    assert w.shape == (2, 2, 5, 5)
+    assert torch.all(w.masked_select(~causal.expand_as(w)) < 1e-4)  # no weight on the future
+    pad = torch.tensor([[True] * 5, [True, True, True, False, False]])[:, None, None, :]
+    _, w, _ = mha(x, x, x, pad)
+    assert torch.all(w[1, :, :, 3:] < 1e-4)
+    torch.testing.assert_close(w.sum(-1), torch.ones(2, 2, 5))
+
+
+def test_forward_shapes_losses_and_parameter_updates():
+    cfg = tiny()
+    model = TransformerTTS(cfg)
+    batch = make_batch(cfg)
+    out = model(batch)
+    T_dec = math.ceil(37 / cfg.r)
+    assert out["mel_after"].shape == (3, T_dec * cfg.r, 80) and out["alignment"].shape == (3, T_dec, 12)
+    before = {k: v.clone() for k, v in model.named_parameters()}
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    for _ in range(3):
+        opt.zero_grad()
+        model(batch)["loss"].backward()
+        opt.step()
+    unchanged = [k for k, v in model.named_parameters() if torch.equal(v, before[k])]
+    assert not unchanged, unchanged
+
+
+def test_cached_decoding_equals_uncached():
+    cfg = tiny(prenet_dropout=0.0, stop_threshold=2.0, eos_hold_steps=1000)
+    torch.manual_seed(0)
+    model = TransformerTTS(cfg).eval()
+    ids = torch.randint(2, cfg.n_symbols, (9,))
+    t = time.perf_counter()
+    a = model.infer(ids, speaker=1, max_steps=30, use_cache=True)
+    t_cached = time.perf_counter() - t
+    t = time.perf_counter()
+    b = model.infer(ids, speaker=1, max_steps=30, use_cache=False)
+    t_full = time.perf_counter() - t
+    torch.testing.assert_close(a.mel, b.mel, rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(a.alignment, b.alignment, rtol=1e-4, atol=1e-4)
+    assert a.alignment.shape == (2, 2, 30, 9) and a.timing_alignment.shape == (30, 9)
+    assert t_cached > 0 and t_full > 0
+
+
+def test_monotonic_guard_on_the_timing_head():
+    """Make every encoder-decoder head pull to the last symbol; only the guard keeps order."""
+    from studio.eval.health import alignment_health
+
+    cfg = tiny(stop_threshold=2.0, eos_hold_steps=1000)
+    model = TransformerTTS(cfg).eval()
+
+    def jumpy(query, key=None, value=None, mask=None, kv=None):
+        B, T_q, T_k = query.shape[0], query.shape[1], kv[0].shape[2]
+        scores = torch.zeros(B, cfg.n_heads, T_q, T_k)
+        scores[..., -1] = 50.0
+        if mask is not None:
+            scores = scores.masked_fill(~mask, -1e4)
+        return torch.zeros_like(query), torch.softmax(scores, -1), kv
+
+    for layer in model.decoder:
+        layer.cross_attn.forward = jumpy
+    ids = torch.randint(2, cfg.n_symbols, (30,))
+    free = alignment_health(model.infer(ids, max_steps=25, monotonic=False).timing_alignment.numpy())
+    guarded = alignment_health(model.infer(ids, max_steps=25, monotonic=True).timing_alignment.numpy())
+    assert free["skips"] and not guarded["skips"]
+
+
+def test_save_load_identity(tmp_path):
+    cfg = tiny()
+    model = TransformerTTS(cfg).eval()
+    path = save_checkpoint(tmp_path / "transformer_tts.pt", model, "transformer_tts", cfg, AudioConfig(),
+                           Vocab.phonemes().to_list(), SPEAKERS)
+    clone = TransformerTTS(tiny()).eval()
+    clone.load_state_dict(load_checkpoint(path)["state_dict"])
+    ids = torch.randint(2, cfg.n_symbols, (8,))
+    torch.testing.assert_close(model.infer(ids, seed=2).mel, clone.infer(ids, seed=2).mel)
+
+
+def test_engine_serves_transformer_with_every_head(tmp_path):
+    from studio.engine import Engine
+
+    cfg = tiny()
+    save_checkpoint(tmp_path / "transformer_tts.pt", TransformerTTS(cfg), "transformer_tts", cfg, AudioConfig(),
+                    Vocab.phonemes().to_list(), SPEAKERS)
+    take = Engine(tmp_path).synthesize("Hello there.", voice="rms", model="transformer")
+    seg = take.segments[0]
+    assert seg.alignment.ndim == 4 and seg.alignment.shape[:2] == (2, 2)
+    assert seg.timing_alignment.shape == seg.alignment.shape[2:]
