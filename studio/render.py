@@ -59,6 +59,7 @@ class RenderedLine:
             "health": "healthy" if all(h["ok"] for h in health) else "; ".join(
                 h["verdict"] for h in health if not h["ok"]),
             "retakes": [r for h in health for r in h["retakes"]],
+            "seed": self.seed,
             "error": self.error,
         }
 

@@ -13,6 +13,7 @@ import urllib.request
 from pathlib import Path
 
 import gradio as gr
+import numpy as np
 import pytest
 
 from studio.ui import handlers as h
@@ -71,6 +72,10 @@ def test_regenerate_inspect_export_and_reopen(tmp_path):
     project = next(f for f in files if f.endswith(".json"))
     out = h.open_project(project, h.new_session())
     assert out[0] == SCRIPT and out[1] == "tacotron" and len(out[6]) == 3
+    reopened = out[-1]
+    assert reopened["line_seeds"][3] == old.seed + 1
+    *_, final = h.generate(out[0], out[1], out[2], out[3], out[4], out[5], reopened)
+    np.testing.assert_array_equal(final[2][1], track[1])  # the same track as before saving
     with pytest.raises(gr.Error, match="Pick a line|no rendered line"):
         h.inspect(99, 0, 0, session)
     with pytest.raises(gr.Error, match="Generate"):

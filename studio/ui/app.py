@@ -106,7 +106,9 @@ def build_app() -> gr.Blocks:
             inspect_btn.click(h.inspect, [line_no, layer, head, session], [mel_img, align_img, stop_img, verdict])
             export_btn.click(h.export, session, downloads)
             open_btn.click(h.open_project, [project_file, session],
-                           [script, model, vocoder, voice, speed, pitch, lines_table, status, session])
+                           [script, model, vocoder, voice, speed, pitch, lines_table, status, session]).success(
+                h.generate, [script, model, vocoder, voice, speed, pitch, session],
+                [lines_table, line_audio, track_audio, status, session])
 
         with gr.Tab("Compare", id="compare"):
             gr.Markdown("The same line through two configurations, side by side.")

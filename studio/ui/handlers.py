@@ -226,7 +226,8 @@ def generate(script: str, model: str, vocoder: str, voice: str, speed: float, pi
             pending += sum(seg.seconds for seg in line.segments)
             continue
         progress((len(lines), len(spoken)), desc=f"line {line.number}")
-        rl = render_line(engine, line, model, vocoder, sr, seed=session["seed"], pause_before=pending)
+        seed = session.get("line_seeds", {}).get(line.number, session["seed"])
+        rl = render_line(engine, line, model, vocoder, sr, seed=seed, pause_before=pending)
         pending = 0.0
         lines.append(rl)
         status = f"Rendered {len(lines)} of {len(spoken)} lines ({time.perf_counter() - t0:.1f} s)."
@@ -268,6 +269,7 @@ def regenerate(line_no, session: dict):
     new_lines = lines[:idx] + [rl] + lines[idx + 1 :]
     result = assemble_script(new_lines, session["source"], session["sample_rate"], s)
     session.update(lines=new_lines, result=result)
+    session.setdefault("line_seeds", {})[rl.number] = rl.seed
     sr = session["sample_rate"]
     return (_table(new_lines), _to_audio(rl.audio, sr), _to_audio(result.audio, sr),
             f"Line {rl.number} regenerated (take {rl.seed + 1}).", session)
@@ -315,7 +317,8 @@ def _write_exports(result, d: Path, stem: str) -> list[str]:
 
 @user_errors
 def open_project(path, session: dict):
-    """Restore a saved project: script, settings and the takes table (press Generate to hear it)."""
+    """Restore a saved project: script, settings, the takes table and each line's take (seed);
+    the app then re-renders it, which reproduces the same audio."""
     session = _session(session)
     data = _read_upload(path, "project")
     try:
@@ -328,10 +331,11 @@ def open_project(path, session: dict):
     rows = [[r["line"], r["text"], r.get("voice") or "", r["start"], r["end"],
              "✅ healthy" if r["health"] == "healthy" else f"⚠️ {r['health']}", ", ".join(r.get("retakes", [])) or "-",
              ""] for r in project.get("lines", [])]
-    session.update(lines=[], source=project["source"], settings=s, result=None)
+    seeds = {int(r["line"]): int(r.get("seed", 0)) for r in project.get("lines", []) if "line" in r}
+    session.update(lines=[], source=project["source"], settings=s, result=None, line_seeds=seeds)
     return (project["source"], s.get("model", "tacotron"), s.get("vocoder", "griffinlim"),
             s.get("default_voice"), float(s.get("speed", 1.0)), float(s.get("pitch", 0.0)), rows,
-            "Project opened: script and settings restored. Press Generate to render its audio.", session)
+            "Project opened: script, settings and takes restored; rendering its audio…", session)
 
 
 def _read_upload(path, what: str) -> str:
