@@ -165,3 +165,43 @@ class BucketBatchSampler(Sampler[list[int]]):
 
     def __len__(self) -> int:
         return len(self._batches())
+
+
+class VocoderDataset(Dataset):
+    """Random (audio, mel) segments for vocoder training, from the same folders.
+
+    The mel comes from the acoustic dataset's cache (ground-truth mels), so the vocoder sees
+    exactly the features the acoustic models are trained to predict. Frame i pairs with
+    samples [i * hop, (i + 1) * hop).
+    """
+
+    def __init__(self, acoustic: TTSDataset, segment_frames: int = 40, seed: int = 0):
+        self.acoustic = acoustic
+        self.segment_frames = segment_frames
+        self.hop = acoustic.audio.hop_length
+        self.items = [i for i in range(len(acoustic)) if acoustic.frame_count(i) > segment_frames + 2]
+        self.rng = random.Random(seed)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, k: int) -> dict:
+        i = self.items[k]
+        it = self.acoustic.items[i]
+        mel = self.acoustic[i]["mel"]
+        wav, _ = load_wav(self.acoustic.root / "wavs" / f"{it.id}.wav", self.acoustic.audio.sample_rate)
+        n = min(len(mel), len(wav) // self.hop)
+        start = self.rng.randint(0, max(0, n - self.segment_frames))
+        seg = wav[start * self.hop : (start + self.segment_frames) * self.hop]
+        seg = np.pad(seg, (0, self.segment_frames * self.hop - len(seg)))
+        return {"id": it.id, "wav": torch.from_numpy(seg.astype(np.float32)),
+                "mel": mel[start : start + self.segment_frames], "speaker": self.acoustic.speaker_index[it.speaker]}
+
+
+def collate_vocoder(batch: list[dict], quantize_channels: int) -> dict:
+    from studio.vocoders.wavenet import mu_law_encode
+
+    wav = torch.stack([b["wav"] for b in batch])  # (B, T_wav)
+    return {"ids": [b["id"] for b in batch], "audio": mu_law_encode(wav, quantize_channels),
+            "mel": torch.stack([b["mel"] for b in batch]),  # (B, T_mel, n_mels)
+            "speaker": torch.tensor([b["speaker"] for b in batch])}

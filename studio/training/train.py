@@ -36,6 +36,10 @@ SAMPLE_SENTENCES = [
 
 
 def model_family(name: str):
+    if name == "wavenet":
+        from studio.vocoders.wavenet import WaveNet, WaveNetConfig
+
+        return WaveNet, WaveNetConfig
     if name == "tacotron":
         from studio.models.tacotron import Tacotron, TacotronConfig
 
@@ -44,7 +48,7 @@ def model_family(name: str):
         from studio.models.transformer_tts import TransformerTTS, TransformerTTSConfig
 
         return TransformerTTS, TransformerTTSConfig
-    raise SystemExit(f"unknown model {name!r} (tacotron, transformer_tts)")
+    raise SystemExit(f"unknown model {name!r} (tacotron, transformer_tts, wavenet)")
 
 
 def speaker_entries(names: list[str]) -> list[dict]:
@@ -89,9 +93,26 @@ def make_sample_fn(frontend: Frontend, audio: AudioConfig, speakers: list[str]):
     return sample
 
 
+def make_vocoder_sample_fn(vds, audio: AudioConfig):
+    """Copy synthesis of one held-back segment: the vocoder's own wav and PESQ against the original."""
+
+    def sample(model, out_dir: Path, step: int) -> dict:
+        from studio.vocoders.wavenet import WaveNetVocoder
+
+        d = out_dir / "samples"
+        d.mkdir(exist_ok=True)
+        item = vds.acoustic[vds.items[0]]
+        mel = item["mel"][:80].numpy()  # one second
+        wav = WaveNetVocoder(model).infer(mel)
+        save_wav(d / f"copy_{step:07d}.wav", wav, audio.sample_rate)
+        return {}
+
+    return sample
+
+
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description="Train an acoustic model (Tacotron or Transformer-TTS).")
-    ap.add_argument("model", choices=["tacotron", "transformer_tts"])
+    ap = argparse.ArgumentParser(description="Train Tacotron, Transformer-TTS or the WaveNet vocoder.")
+    ap.add_argument("model", choices=["tacotron", "transformer_tts", "wavenet"])
     ap.add_argument("--data", type=Path, required=True, help="LJSpeech-format folder")
     ap.add_argument("--out", type=Path, required=True, help="run folder (resumed if it has last.pt)")
     ap.add_argument("--config", type=Path, help="JSON file with model/train/audio sections")
@@ -111,30 +132,49 @@ def main(argv: list[str] | None = None) -> None:
         apply_json(args.config, targets)
     parse_overrides(args.set, targets)
 
-    vocab = Vocab(init_blob["vocab"]) if init_blob else (
-        Vocab.phonemes() if mcfg.frontend == "phonemes" else Vocab.characters())
-    frontend = Frontend(vocab, mcfg.frontend)
+    vocoder = args.model == "wavenet"
+    kind = "phonemes" if vocoder else mcfg.frontend
+    vocab = Vocab(init_blob["vocab"]) if init_blob and init_blob.get("vocab") else (
+        Vocab.phonemes() if kind == "phonemes" else Vocab.characters())
+    frontend = Frontend(vocab, kind)
     speakers = [s["id"] for s in init_blob["speakers"]] if init_blob else None
     ds = TTSDataset(args.data, audio, frontend, speakers=speakers, exclude=heldout_texts())
-    mcfg.n_symbols, mcfg.n_mels, mcfg.n_speakers = len(vocab), audio.n_mels, len(ds.speakers)
+    if vocoder:
+        from studio.training.dataset import VocoderDataset, collate_vocoder
+
+        mcfg.n_mels, mcfg.hop_length, mcfg.sample_rate = audio.n_mels, audio.hop_length, audio.sample_rate
+        mcfg.n_speakers = len(ds.speakers)
+        vds = VocoderDataset(ds, seed=tcfg.seed)
+    else:
+        mcfg.n_symbols, mcfg.n_mels, mcfg.n_speakers = len(vocab), audio.n_mels, len(ds.speakers)
     torch.manual_seed(tcfg.seed)
     model = Model(mcfg)
     log.info("%s: %.2f M parameters", args.model, sum(p.numel() for p in model.parameters()) / 1e6)
 
-    meta = dict(model_type=args.model, config=mcfg, audio=audio, vocab=vocab.to_list(),
+    meta = dict(model_type=args.model, config=mcfg, audio=audio, vocab=None if vocoder else vocab.to_list(),
                 speakers=speaker_entries(ds.speakers))
     trainer_holder = {}
 
     def make_batches(epoch: int):
         tr = trainer_holder["t"]
+        if vocoder:
+            from torch.utils.data import DistributedSampler
+
+            sampler = DistributedSampler(vds, tr.world, tr.rank, seed=tcfg.seed) if tr.world > 1 else None
+            if sampler:
+                sampler.set_epoch(epoch)
+            g = torch.Generator().manual_seed(tcfg.seed + epoch)
+            return DataLoader(vds, batch_size=tcfg.batch_size, sampler=sampler, shuffle=sampler is None,
+                              generator=g, num_workers=tcfg.num_workers, drop_last=True,
+                              collate_fn=partial(collate_vocoder, quantize_channels=mcfg.quantize_channels))
         sampler = BucketBatchSampler([ds.frame_count(i) for i in range(len(ds))], tcfg.batch_size,
                                      seed=tcfg.seed, rank=tr.rank, world=tr.world)
         sampler.set_epoch(epoch)
         return DataLoader(ds, batch_sampler=sampler, num_workers=tcfg.num_workers,
                           collate_fn=partial(collate, pad_value=audio.log_silence))
 
-    trainer = Trainer(model, tcfg, args.out, meta, make_batches,
-                      sample_fn=make_sample_fn(frontend, audio, ds.speakers))
+    sample_fn = make_vocoder_sample_fn(vds, audio) if vocoder else make_sample_fn(frontend, audio, ds.speakers)
+    trainer = Trainer(model, tcfg, args.out, meta, make_batches, sample_fn=sample_fn)
     trainer_holder["t"] = trainer
     if not trainer.resume():
         if init_blob:
@@ -143,7 +183,7 @@ def main(argv: list[str] | None = None) -> None:
             trainer.step = int(init_blob.get("metrics", {}).get("steps", 0))
             trainer.train_seconds = float(init_blob.get("metrics", {}).get("train_seconds", 0.0))
             log.info("initialised from %s (step %d)", args.init, trainer.step)
-        else:
+        elif not vocoder:
             mean, std = ds.mel_stats()
             model.set_mel_stats(mean, std)
 

@@ -123,7 +123,16 @@ class WaveNet(nn.Module):
             c = c[..., :T]
         return c
 
-    def forward(self, x: torch.Tensor, mel: torch.Tensor, speaker: torch.Tensor) -> torch.Tensor:
+    def forward(self, batch: dict) -> dict:
+        """Training step: cross-entropy of the next mu-law sample (the trainer's contract).
+
+        Shapes: batch["audio"] (B, T_wav) mu-law classes, batch["mel"] (B, T_mel, n_mels),
+        batch["speaker"] (B,)."""
+        logits = self.logits(batch["audio"], batch["mel"], batch["speaker"])
+        loss = F.cross_entropy(logits, batch["audio"])
+        return {"loss": loss, "ce_loss": loss.detach()}
+
+    def logits(self, x: torch.Tensor, mel: torch.Tensor, speaker: torch.Tensor) -> torch.Tensor:
         """Teacher-forced logits for every sample.
 
         Shapes:
@@ -143,11 +152,6 @@ class WaveNet(nn.Module):
             skips = skips + s
         return self.head(skips * math.sqrt(1.0 / len(self.blocks)))
 
-    def loss(self, batch: dict) -> dict:
-        logits = self(batch["audio"], batch["mel"], batch["speaker"])
-        loss = F.cross_entropy(logits, batch["audio"])
-        return {"loss": loss, "ce_loss": loss.detach()}
-
     # ------------------------------------------------------------------ generation
 
     @torch.no_grad()
@@ -156,7 +160,7 @@ class WaveNet(nn.Module):
         """Sample-by-sample generation with per-layer queues of past activations.
 
         With `teacher` (B, T_wav) mu-law classes, each step is fed the true previous sample and
-        the logits are returned instead of samples: this equals `forward` (tested).
+        the logits are returned instead of samples: this equals `logits` (tested).
 
         Shapes: mel (B, T_mel, n_mels), speaker (B,) -> classes (B, T_wav) (or logits (B, C, T_wav))
         """
