@@ -74,3 +74,15 @@ def teacher_wav() -> np.ndarray:
 
     assert shutil.which("flite"), "flite is installed by the README's test command"
     return synthesize_teacher(TEACHERS["slt"], "The quick brown fox jumps over the lazy dog.", AudioConfig())
+
+
+def assert_every_parameter_changes(model: torch.nn.Module, batch: dict, steps: int = 3) -> None:
+    """A few optimizer steps must move every parameter (catches detached or unused layers)."""
+    before = {k: v.clone() for k, v in model.named_parameters()}
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    for _ in range(steps):
+        opt.zero_grad()
+        model(batch)["loss"].backward()
+        opt.step()
+    unchanged = [k for k, v in model.named_parameters() if torch.equal(v, before[k])]
+    assert not unchanged, unchanged

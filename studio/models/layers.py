@@ -103,3 +103,23 @@ def masked_l1_mse(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) 
     denom = m.sum().clamp(min=1) * pred.shape[-1]
     diff = (pred - target) * m
     return diff.abs().sum() / denom + (diff**2).sum() / denom
+
+
+def decoder_losses(mel_before: torch.Tensor, mel_after: torch.Tensor, mel: torch.Tensor, stop_logits: torch.Tensor,
+                   mel_lengths: torch.Tensor, r: int, stop_pos_weight: float
+                   ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Mel reconstruction (before and after the postnet) and stop-token losses of an
+    autoregressive decoder that emits `r` frames per step.
+
+    Shapes: mel_* and mel (B, T_dec * r, n_mels), stop_logits (B, T_dec), mel_lengths (B,).
+    Returns mel_loss, stop_loss and the decoder lengths (B,) in steps.
+    """
+    T_dec = stop_logits.shape[1]
+    dec_lengths = torch.div(mel_lengths + r - 1, r, rounding_mode="floor")
+    frame_mask = lengths_to_mask(mel_lengths, T_dec * r)
+    step_mask = lengths_to_mask(dec_lengths, T_dec)
+    stop_target = (torch.arange(T_dec, device=mel.device)[None, :] >= (dec_lengths[:, None] - 1)).float()
+    mel_loss = masked_l1_mse(mel_before, mel, frame_mask) + masked_l1_mse(mel_after, mel, frame_mask)
+    stop_loss = F.binary_cross_entropy_with_logits(
+        stop_logits[step_mask], stop_target[step_mask], pos_weight=torch.tensor(stop_pos_weight, device=mel.device))
+    return mel_loss, stop_loss, dec_lengths

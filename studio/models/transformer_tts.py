@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from studio.models.layers import ConvNorm, Postnet, Prenet, guided_attention_loss, lengths_to_mask, masked_l1_mse
+from studio.models.layers import ConvNorm, Postnet, Prenet, decoder_losses, guided_attention_loss, lengths_to_mask
 from studio.models.tacotron import AcousticOutput
 
 
@@ -256,14 +256,8 @@ class TransformerTTS(nn.Module):
         stop_logits = self.stop_proj(hidden).squeeze(-1)  # (B, T_dec)
         alignment = torch.stack(weights, dim=1)  # (B, L, H, T_dec, T_text)
 
-        dec_lengths = torch.div(mel_lengths + r - 1, r, rounding_mode="floor")
-        frame_mask = lengths_to_mask(mel_lengths, T_dec * r)
-        step_mask = lengths_to_mask(dec_lengths, T_dec)
-        stop_target = (torch.arange(T_dec, device=mel.device)[None, :] >= (dec_lengths[:, None] - 1)).float()
-        mel_loss = masked_l1_mse(mel_before, mel, frame_mask) + masked_l1_mse(mel_after, mel, frame_mask)
-        stop_loss = F.binary_cross_entropy_with_logits(
-            stop_logits[step_mask], stop_target[step_mask],
-            pos_weight=torch.tensor(cfg.stop_pos_weight, device=mel.device))
+        mel_loss, stop_loss, dec_lengths = decoder_losses(mel_before, mel_after, mel, stop_logits, mel_lengths, r,
+                                                         cfg.stop_pos_weight)
         ga = mel.new_zeros(())
         if cfg.guided_attention_weight > 0:
             for li in cfg.guided_layers:

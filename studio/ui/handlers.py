@@ -7,6 +7,7 @@ sentence; nothing in the session is changed by a request that fails.
 
 from __future__ import annotations
 
+from inspect import isgeneratorfunction
 import json
 import logging
 import re
@@ -63,8 +64,27 @@ def set_engine(engine: Engine) -> None:
     _engine = engine
 
 
+def _as_message(fn_name: str, e: Exception) -> gr.Error:
+    if isinstance(e, (StudioError, TextError)):
+        return gr.Error(str(e))
+    log.exception("handler %s failed", fn_name)  # a user sees one sentence, the log keeps the trace
+    return gr.Error(f"Something went wrong ({type(e).__name__}: {e}). Your work is unchanged.")
+
+
 def user_errors(fn):
-    """Turn the project's own errors into a Gradio message; log anything else and say so."""
+    """Turn the project's own errors into a Gradio message; log anything else and say so.
+    Works on plain handlers and on generator (streaming) handlers."""
+    if isgeneratorfunction(fn):
+        @wraps(fn)
+        def gen_wrapper(*args, **kwargs):
+            try:
+                yield from fn(*args, **kwargs)
+            except gr.Error:
+                raise
+            except Exception as e:  # noqa: BLE001
+                raise _as_message(fn.__name__, e) from None
+
+        return gen_wrapper
 
     @wraps(fn)
     def wrapper(*args, **kwargs):
@@ -72,27 +92,8 @@ def user_errors(fn):
             return fn(*args, **kwargs)
         except gr.Error:
             raise
-        except (StudioError, TextError) as e:
-            raise gr.Error(str(e)) from None
-        except Exception as e:  # noqa: BLE001 - a user sees one sentence, the log keeps the trace
-            log.exception("handler %s failed", fn.__name__)
-            raise gr.Error(f"Something went wrong ({type(e).__name__}: {e}). Your work is unchanged.") from None
-
-    return wrapper
-
-
-def user_errors_gen(fn):
-    @wraps(fn)
-    def wrapper(*args, **kwargs):
-        try:
-            yield from fn(*args, **kwargs)
-        except gr.Error:
-            raise
-        except (StudioError, TextError) as e:
-            raise gr.Error(str(e)) from None
         except Exception as e:  # noqa: BLE001
-            log.exception("handler %s failed", fn.__name__)
-            raise gr.Error(f"Something went wrong ({type(e).__name__}: {e}). Your work is unchanged.") from None
+            raise _as_message(fn.__name__, e) from None
 
     return wrapper
 
@@ -203,7 +204,7 @@ def _to_audio(wav: np.ndarray, sr: int):
     return (sr, (np.clip(wav, -1, 1) * 32767).astype(np.int16))
 
 
-@user_errors_gen
+@user_errors
 def generate(script: str, model: str, vocoder: str, voice: str, speed: float, pitch: float, session: dict,
              progress=gr.Progress()):
     """Render the script line by line, streaming: after each line the table, that line's
@@ -464,7 +465,7 @@ def _dub_row(rl: RenderedLine) -> list:
             "⚠️" if rl.overrun else ""]
 
 
-@user_errors_gen
+@user_errors
 def dub(subs_file, subs_text: str, voice: str, model: str, vocoder: str, max_rate: float, session: dict,
         progress=gr.Progress()):
     """Fit every cue into its slot, streaming the timeline table; the track and files come last."""
