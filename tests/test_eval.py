@@ -24,6 +24,16 @@ def test_dtw_recovers_a_known_warp():
     assert all(i == idx[j] for i, j in path)
 
 
+def test_cepstrum_scale_recovers_known_coefficients():
+    from studio.eval.metrics import cepstrum
+
+    n = 80
+    w = np.pi * (2 * np.arange(n) + 1) / (2 * n)
+    c = [0.5, 0.3, -0.2, 0.1]
+    log_env = c[0] + 2 * sum(c[m] * np.cos(m * w) for m in range(1, 4))
+    np.testing.assert_allclose(cepstrum(log_env)[1:4], c[1:], atol=1e-9)
+
+
 def test_mcd_of_identical_audio_is_zero_and_grows_with_distortion(teacher_wav):
     cfg = AudioConfig()
     assert mcd(teacher_wav, teacher_wav, cfg) == pytest.approx(0.0, abs=1e-6)

@@ -68,17 +68,24 @@ class Recognizer:
         return hyp.hypstr if hyp else ""
 
 
-def mel_cepstrum(wav: np.ndarray, cfg: AudioConfig, n_coeffs: int = 13) -> np.ndarray:
+def mel_cepstrum(wav: np.ndarray, cfg: AudioConfig, n_coeffs: int = 24) -> np.ndarray:
     """Mel-cepstral coefficients c1..c_n (c0, the energy, is left out as is usual for MCD).
 
-    Computed as the DCT-II of the natural-log mel power spectrum, the cepstrum the mel filter
-    bank approximates; (T_mel, n_coeffs).
+    The cepstrum of the natural-log mel amplitude envelope: if ln|S(w)| = c0 + 2 sum c_m cos(m w)
+    is sampled at the N band centres, c_m = DCT-II_ortho(ln|S|)_m / sqrt(2N). This puts the
+    coefficients on the scale the MCD formula assumes (SPTK's mcep works on the same log
+    amplitude, with an all-pass warp where we use the mel filter bank); (T_mel, n_coeffs).
     """
+    log_mel = mel_spectrogram(wav, cfg).numpy()  # (T_mel, n_mels), natural-log amplitude
+    return cepstrum(log_mel)[:, 1 : n_coeffs + 1]
+
+
+def cepstrum(log_envelope: np.ndarray) -> np.ndarray:
+    """Cepstral coefficients of log envelopes sampled at N band centres. Shapes: (..., N) -> (..., N)"""
     import scipy.fft
 
-    log_mel = mel_spectrogram(wav, cfg).numpy()  # (T_mel, n_mels), log magnitude
-    c = scipy.fft.dct(2.0 * log_mel, type=2, norm="ortho", axis=1)  # power = magnitude^2
-    return c[:, 1 : n_coeffs + 1]
+    n = log_envelope.shape[-1]
+    return scipy.fft.dct(log_envelope, type=2, norm="ortho", axis=-1) / np.sqrt(2.0 * n)
 
 
 def dtw_path(x: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -93,7 +100,7 @@ def dtw_path(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     return np.asarray(wp[::-1])
 
 
-def mcd(reference: np.ndarray, estimate: np.ndarray, cfg: AudioConfig, n_coeffs: int = 13) -> float:
+def mcd(reference: np.ndarray, estimate: np.ndarray, cfg: AudioConfig, n_coeffs: int = 24) -> float:
     """Mel-cepstral distortion in dB after DTW: (10 / ln 10) * sqrt(2 * sum_d (c_d - c'_d)^2),
     averaged over the aligned frame pairs (Kubichek, 1993)."""
     a = mel_cepstrum(reference, cfg, n_coeffs)
