@@ -73,3 +73,26 @@ def test_health_catches_each_failure(kind):
     assert not h["ok"]
     word = {"skip": "skip", "repeat": "repeat", "runaway": "runaway", "early": "stopped early"}[kind]
     assert word in h["verdict"]
+
+
+def test_quality_eval_and_report_end_to_end(tmp_path, tiny_checkpoint_dir):
+    import json
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    base = [sys.executable, "-m", "studio", "--checkpoints", str(tiny_checkpoint_dir), "eval"]
+    out = subprocess.run(base + ["quality", "--model", "tacotron", "--voices", "slt", "--limit", "2", "--json",
+                                 "--reports", str(tmp_path)], capture_output=True, text=True, cwd=ROOT, timeout=600)
+    assert out.returncode == 0, out.stderr[-2000:]
+    res = json.loads(out.stdout)
+    row = res["voices"]["slt"]
+    assert 0 <= row["teacher_wer"] <= 1 and row["wer"] >= 0 and row["mcd_db"] > 0
+    assert res["hard"]["sentences"] == 20 and 0 <= res["hard"]["mean_focus_rate"] <= 1
+    assert (tmp_path / "align_tacotron.png").is_file()
+    out = subprocess.run(base + ["report", "--reports", str(tmp_path)], capture_output=True, text=True, cwd=ROOT,
+                         timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    report = (tmp_path / "eval.md").read_text()
+    assert "| tacotron | griffinlim | slt |" in report and "align_tacotron.png" in report

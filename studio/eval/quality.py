@@ -103,6 +103,8 @@ def evaluate_quality(engine, model: str, vocoder: str = "griffinlim", voices: li
         log.info("%s: %s", v, {k: x for k, x in row.items() if k != "examples"})
     if hard and model not in ("teacher", "copy"):
         result["hard"] = hard_sentence_health(engine, model, all_voices)
+    if save_dir is not None and model not in ("teacher", "copy"):
+        save_alignment_figure(engine, model, all_voices[0], save_dir.parent / f"align_{model}.png")
     rows = result["voices"].values()
     result["overall"] = {k: round(float(np.mean([r[k] for r in rows])), 4)
                          for k in ("wer", "teacher_wer", "wer_ratio", "mcd_db", "pesq_wb", "stoi")
@@ -114,11 +116,33 @@ def hard_sentence_health(engine, model: str, voices: list[str]) -> dict:
     """Alignment health on the hard list, without retakes, so failures are the model's own."""
     sentences = read_list("hard.txt")
     failures, total, details = 0, 0, []
+    focus, mono, skips, repeats, runaways = [], [], 0, 0, 0
     for v in voices:
         for s in sentences:
             take = engine.synthesize(s, voice=v, model=model, retake=False)
             total += 1
+            for seg in take.segments:
+                h = seg.health
+                focus.append(h["focus_rate"])
+                mono.append(h["monotonicity"])
+                skips += len(h["skips"])
+                repeats += len(h["repeats"])
+                runaways += bool(h["runaway"])
             if not take.ok:
                 failures += 1
                 details.append({"voice": v, "text": s, "verdict": take.health["verdict"]})
-    return {"sentences": total, "failures": failures, "details": details[:20]}
+    return {"sentences": total, "failures": failures, "skips": skips, "repeats": repeats, "runaways": runaways,
+            "mean_focus_rate": round(float(np.mean(focus)), 4), "mean_monotonicity": round(float(np.mean(mono)), 4),
+            "details": details[:20]}
+
+
+def save_alignment_figure(engine, model: str, voice: str, path: Path) -> None:
+    """One alignment per model for the report: a held-out sentence, with word boundaries."""
+    from studio.plots import plot_alignment, save
+
+    take = engine.synthesize(read_list("heldout.txt", 1)[0], voice=voice, model=model)
+    seg = take.segments[0]
+    sps = len(seg.mel) / max(1, seg.timing_alignment.shape[0]) * engine.acoustic_model(model).audio.hop_length \
+        / take.sample_rate
+    save(plot_alignment(seg.timing_alignment, seg.tokens, f"{model}, {voice}: {seg.health['verdict']}", sps,
+                        seg.words), path)

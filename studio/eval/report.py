@@ -27,10 +27,14 @@ def quality_table(results: dict[str, dict]) -> str:
 
 
 def hard_table(results: dict[str, dict]) -> str:
-    rows = ["| model | vocoder | hard sentences | alignment failures |", "|---|---|---|---|"]
+    rows = ["| model | hard sentences | failures | skips | repeats | runaways | mean focus | mean monotonicity |",
+            "|---|---|---|---|---|---|---|---|"]
     for name, r in results.items():
         if name.startswith("quality_") and "hard" in r:
-            rows.append(f"| {r['model']} | {r['vocoder']} | {r['hard']['sentences']} | {r['hard']['failures']} |")
+            h = r["hard"]
+            rows.append(f"| {r['model']} | {h['sentences']} | {h['failures']} | {h.get('skips', '-')} | "
+                        f"{h.get('repeats', '-')} | {h.get('runaways', '-')} | {h.get('mean_focus_rate', '-')} | "
+                        f"{h.get('mean_monotonicity', '-')} |")
     return "\n".join(rows)
 
 
@@ -43,6 +47,11 @@ def speed_table(speed: dict) -> str:
         rows.append(f"| {name} (vocoder) | {r['rtf']} | |")
     for name, r in speed.get("peers", {}).items():
         rows.append(f"| {name} | ours {r['ours_s']} s vs peer {r['peer_s']} s | ratio {r['ratio']} |")
+    wn = speed.get("wavenet_generation")
+    if wn:
+        rows.append(f"| WaveNet, folded batch generation (untrained, {wn['parameters'] / 1e6:.2f} M params) | "
+                    f"{wn['folded_rtf']} | fold {wn['fold_seconds']} s; naive sample-by-sample {wn['naive_rtf']}; "
+                    f"torchaudio WaveRNN ({wn['wavernn_parameters'] / 1e6:.2f} M) {wn['wavernn_rtf']} |")
     rows.append(f"\nPeak resident memory: {speed.get('peak_rss_mb')} MB, {speed.get('threads')} threads.")
     return "\n".join(rows)
 
@@ -72,6 +81,27 @@ def plot_wer(results: dict[str, dict], path: Path) -> bool:
     return True
 
 
+def plot_rtf(speed: dict, path: Path) -> bool:
+    import matplotlib.pyplot as plt
+
+    bars = [(f"{n} (acoustic)", r["rtf"]) for n, r in speed.get("acoustic", {}).items()]
+    bars += [(f"{n} (vocoder)", r["rtf"]) for n, r in speed.get("vocoder", {}).items()]
+    wn = speed.get("wavenet_generation")
+    if wn:
+        bars += [("WaveNet folded", wn["folded_rtf"]), ("WaveNet naive", wn["naive_rtf"]),
+                 ("torchaudio WaveRNN", wn["wavernn_rtf"])]
+    if not bars:
+        return False
+    fig, ax = plt.subplots(figsize=(8, 0.5 * len(bars) + 1), dpi=100)
+    ax.barh([b[0] for b in bars], [b[1] for b in bars], color="tab:blue")
+    ax.axvline(1.0, color="gray", ls="--", lw=0.8)
+    ax.set_xscale("log")
+    ax.set_xlabel("seconds of compute per second of audio (log scale; < 1 is faster than real time)")
+    fig.tight_layout()
+    save(fig, path)
+    return True
+
+
 def write_report(d: Path) -> Path:
     results = _load(d)
     parts = ["# Evaluation report", "",
@@ -80,8 +110,13 @@ def write_report(d: Path) -> Path:
              "## Alignment health (hard sentences, no retakes)", "", hard_table(results), ""]
     if plot_wer(results, d / "wer.png"):
         parts += ["![WER per voice](wer.png)", ""]
+    aligns = sorted(d.glob("align_*.png"))
+    if aligns:
+        parts += ["## Alignments", ""] + [f"![{p.stem}]({p.name})" for p in aligns] + [""]
     if "speed" in results:
         parts += ["## Speed (this 2-core CPU, batch 1)", "", speed_table(results["speed"]), ""]
+        if plot_rtf(results["speed"], d / "rtf.png"):
+            parts += ["![RTF](rtf.png)", ""]
     path = d / "eval.md"
     path.write_text("\n".join(parts))
     return path

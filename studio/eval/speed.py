@@ -103,14 +103,50 @@ def evaluate_speed(engine, limit: int = 5, models: list[str] | None = None, voco
         t_peer = _time(librosa_gl, repeat=1)
         result["peers"]["griffinlim_vs_librosa"] = {"ours_s": round(t_ours, 3), "peer_s": round(t_peer, 3),
                                                     "ratio": round(t_ours / t_peer, 3), "audio_s": seconds}
+        result["wavenet_generation"] = wavenet_speed()
     gc.collect()
     result["peak_rss_mb"] = round(_rss_mb(), 1)
     return result
 
 
 def time_to_first_audio(engine, model: str, voice: str, sentences: list[str]) -> float:
-    """Seconds until the first line of a 10-line script is playable (streaming per sentence)."""
-    script = (sentences * 10)[:10]
+    """Seconds from pressing render on a 10-line script until its first line is playable
+    (the studio streams line by line)."""
+    from studio.render import iter_script, parse_for_engine
+
+    text = "\n".join(f"{voice}: {s}" for s in (sentences * 10)[:10])
     t = time.perf_counter()
-    next(engine.stream(" ".join(script[:1]), voice=voice, model=model, retake=False))
+    next(iter_script(engine, parse_for_engine(engine, text), model, "griffinlim"))
     return time.perf_counter() - t
+
+
+def wavenet_speed(seconds: float = 0.5, naive_seconds: float = 0.1) -> dict:
+    """WaveNet generation speed at the shipped size (random weights: speed does not depend on
+    training): folded batch generation vs naive sample-by-sample, and torchaudio's WaveRNN."""
+    from torchaudio.models import WaveRNN
+
+    from studio.vocoders.wavenet import WaveNet, WaveNetConfig, WaveNetVocoder
+
+    audio = AudioConfig()
+    torch.manual_seed(0)
+    cfg = WaveNetConfig(n_mels=audio.n_mels, hop_length=audio.hop_length, sample_rate=audio.sample_rate)
+    model = WaveNet(cfg).eval()
+    frames = int(seconds * audio.frames_per_second)
+    mel = torch.randn(frames, audio.n_mels) - 4
+    voc = WaveNetVocoder(model)
+    t_fold = _time(lambda: voc.infer(mel.numpy()))
+    n_naive = int(naive_seconds * audio.frames_per_second)
+    t_naive = _time(lambda: model.generate(mel[None, :n_naive], torch.tensor([0])))
+    wavernn = WaveRNN(upsample_scales=[5, 5, 8], n_classes=256, hop_length=audio.hop_length, n_freq=audio.n_mels,
+                      n_rnn=256, n_fc=256).eval()
+    with torch.no_grad():
+        t_rnn = _time(lambda: wavernn.infer(mel[:n_naive].T[None]))  # (1, n_mels, T_mel)
+    return {
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "receptive_field": model.receptive_field,
+        "folded_rtf": round(t_fold / seconds, 3),
+        "fold_seconds": cfg.fold_seconds,
+        "naive_rtf": round(t_naive / naive_seconds, 3),
+        "wavernn_rtf": round(t_rnn / naive_seconds, 3),
+        "wavernn_parameters": sum(p.numel() for p in wavernn.parameters()),
+    }
