@@ -28,7 +28,15 @@ def _print(args, payload: dict, human: str) -> None:
 def _engine(args):
     from studio.engine import Engine
 
-    return Engine(args.checkpoints)
+    lexicon = None
+    if args.lexicon:
+        try:
+            lexicon = json.loads(_read_text(args.lexicon))
+        except json.JSONDecodeError as e:
+            raise StudioError(f"{args.lexicon} is not valid JSON ({e.msg} at line {e.lineno})") from None
+        if not isinstance(lexicon, dict) or not all(isinstance(v, str) for v in lexicon.values()):
+            raise StudioError(f"{args.lexicon} must map words to phoneme strings, e.g. {{\"gif\": \"dʒˈɪf\"}}")
+    return Engine(args.checkpoints, lexicon=lexicon)
 
 
 def cmd_text(args) -> None:
@@ -132,6 +140,7 @@ def cmd_eval(args) -> None:
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="python -m studio", description="AI dubbing studio command line.")
     ap.add_argument("--checkpoints", type=Path, help="checkpoint folder (default: checkpoints/ or $STUDIO_CHECKPOINTS)")
+    ap.add_argument("--lexicon", type=Path, help='JSON file of pronunciations, e.g. {"gif": "dʒˈɪf"} (espeak IPA)')
     ap.add_argument("-v", "--verbose", action="store_true")
     sub = ap.add_subparsers(dest="command", required=True)
 

@@ -228,7 +228,9 @@ class Engine:
         with self._lock:
             if info.name not in self._acoustic:
                 t = time.time()
-                self._acoustic[info.name] = LoadedAcoustic(load_checkpoint(info.path), info.name)
+                am = LoadedAcoustic(load_checkpoint(info.path), info.name)
+                am.frontend.g2p.lexicon = {k.lower(): v for k, v in self.lexicon.items()}
+                self._acoustic[info.name] = am
                 log.info("loaded %s in %.2f s", info.name, time.time() - t)
             return self._acoustic[info.name]
 
@@ -259,10 +261,7 @@ class Engine:
         if len(text) > self.max_line_chars:
             raise TextError(f"the line has {len(text)} characters; the limit is {self.max_line_chars} "
                             "(split it into several lines)")
-        am = self.acoustic_model(model)
-        if self.lexicon:
-            am.frontend.g2p.lexicon = {k.lower(): v for k, v in self.lexicon.items()}
-        return am.frontend.prepare(text)
+        return self.acoustic_model(model).frontend.prepare(text)
 
     def _speaker(self, am: LoadedAcoustic, voice: str) -> int:
         if voice not in am.speaker_index:

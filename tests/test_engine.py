@@ -128,3 +128,9 @@ def test_retake_of_a_runaway_is_tried_and_reported(long_engine):
     assert not take.ok
     assert "runaway" in take.health["verdict"]
     assert take.health["attempts"] >= 4  # window, seed, both, clause split were all tried
+
+
+def test_user_lexicon_changes_the_phonemes(tiny_checkpoint_dir):
+    plain = Engine(tiny_checkpoint_dir).prepare("I like this gif.")[0].symbols
+    custom = Engine(tiny_checkpoint_dir, lexicon={"GIF": "dʒˈɪf"}).prepare("I like this gif.")[0].symbols
+    assert "dʒˈɪf" in custom and custom != plain
