@@ -233,3 +233,11 @@ def test_browser_generate_and_inspect(served, tmp_path):
         page.screenshot(path=str(shots / "studio.png"), full_page=True)
         browser.close()
     assert (shots / "studio.png").stat().st_size > 20000
+
+
+def test_twenty_concurrent_clients(served):
+    from studio.eval.load import run_load
+
+    res = run_load(served, clients=20, lines=3)
+    assert res["errors"] == 0, res["error_samples"]
+    assert res["p50_s"] <= res["p90_s"] <= res["p99_s"]
