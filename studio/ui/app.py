@@ -83,10 +83,10 @@ def build_app() -> gr.Blocks:
                     head = gr.Slider(0, 7, value=0, step=1, label="Head (Transformer-TTS)")
                 verdict = gr.Markdown(elem_classes="verdict", elem_id="verdict")
                 align_img = gr.Image(label="Attention alignment (text tokens × time, word boundaries marked)",
-                                     type="filepath", elem_id="align_img")
+                                     type="filepath", elem_id="align_img", show_label=False)
                 mel_img = gr.Image(label="Mel spectrogram: decoder output and postnet output", type="filepath",
-                                   elem_id="mel_img")
-                stop_img = gr.Image(label="Stop-token probability", type="filepath")
+                                   elem_id="mel_img", show_label=False)
+                stop_img = gr.Image(label="Stop-token probability", type="filepath", show_label=False)
 
             load_ex.click(h.load_example, example, script).then(h.detect_cast, script, cast)
             detect.click(h.detect_cast, script, cast)
@@ -96,7 +96,7 @@ def build_app() -> gr.Blocks:
                 h.generate, [script, model, vocoder, voice, speed, pitch, session],
                 [lines_table, line_audio, track_audio, status, session],
             )
-            gen_event.then(lambda: 1, None, line_no).then(
+            gen_event.then(h.first_line, session, line_no).then(
                 h.inspect, [line_no, layer, head, session], [mel_img, align_img, stop_img, verdict])
             stop.click(None, None, None, cancels=[gen_event])
             lines_table.select(h.select_line, session, line_no).then(

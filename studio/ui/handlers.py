@@ -191,7 +191,7 @@ def _rows(table) -> list[list]:
 def _line_row(rl: RenderedLine) -> list:
     r = rl.row()
     rtf = np.mean([t.timings["rtf"] for t in rl.takes]) if rl.takes else 0.0
-    badge = "✅ healthy" if r["health"] == "healthy" else f"⚠️ {r['health']}"
+    badge = "✓ healthy" if r["health"] == "healthy" else f"⚠ {r['health']}"
     return [r["line"], rl.text, rl.voice or "", r["start"], r["end"], badge, ", ".join(r["retakes"]) or "-",
             round(float(rtf), 3)]
 
@@ -289,6 +289,12 @@ def _line_index(lines: list[RenderedLine], line_no) -> int:
     raise gr.Error(f"There is no rendered line {n} (lines: {', '.join(str(r.number) for r in lines)}).")
 
 
+def first_line(session: dict):
+    """After a render, select the first spoken line (its script line number)."""
+    lines = _session(session)["lines"]
+    return lines[0].number if lines else gr.skip()
+
+
 def select_line(session: dict, evt: gr.SelectData):
     """Clicking a table row selects its line number."""
     row = evt.index[0] if isinstance(evt.index, (list, tuple)) else evt.index
@@ -330,7 +336,7 @@ def open_project(path, session: dict):
         raise gr.Error("This project is a dub; open its subtitles in the Dub tab.")
     s = project.get("settings", {})
     rows = [[r["line"], r["text"], r.get("voice") or "", r["start"], r["end"],
-             "✅ healthy" if r["health"] == "healthy" else f"⚠️ {r['health']}", ", ".join(r.get("retakes", [])) or "-",
+             "✓ healthy" if r["health"] == "healthy" else f"⚠ {r['health']}", ", ".join(r.get("retakes", [])) or "-",
              ""] for r in project.get("lines", [])]
     seeds = {int(r["line"]): int(r.get("seed", 0)) for r in project.get("lines", []) if "line" in r}
     session.update(lines=[], source=project["source"], settings=s, result=None, line_seeds=seeds)
@@ -366,7 +372,7 @@ def describe_health(take: Take) -> str:
         h = seg.health
         where = f"“{seg.text}”"
         if h["ok"]:
-            out.append(f"✅ {where}: healthy (focus {h['focus_rate']:.2f}, monotonic {h['monotonicity']:.0%}, "
+            out.append(f"✓ {where}: healthy (focus {h['focus_rate']:.2f}, monotonic {h['monotonicity']:.0%}, "
                        f"coverage {h['coverage']:.0%})" + (f"; fixed by retake: {seg.retake}" if seg.retake else ""))
             continue
         problems = []
@@ -382,7 +388,7 @@ def describe_health(take: Take) -> str:
             problems.append(f"stopped after {h['coverage']:.0%} of the text")
         if h["focus_rate"] < 0.25:
             problems.append(f"attention is diffuse (focus {h['focus_rate']:.2f})")
-        out.append(f"⚠️ {where}: " + "; ".join(problems))
+        out.append(f"⚠ {where}: " + "; ".join(problems))
     return "\n\n".join(out)
 
 
@@ -461,8 +467,8 @@ def _dub_row(rl: RenderedLine) -> list:
     slot = rl.slot or (rl.start, rl.end)
     spoken = rl.takes[0].duration if rl.takes else 0.0
     return [rl.number, rl.text, rl.voice or "", f"{slot[0]:.2f}-{slot[1]:.2f}", round(slot[1] - slot[0], 2),
-            round(spoken, 2), f"x{rl.rate:.2f}", "✅" if rl.fits and not rl.error else "❌ " + (rl.error or "too long"),
-            "⚠️" if rl.overrun else ""]
+            round(spoken, 2), f"x{rl.rate:.2f}", "✓" if rl.fits and not rl.error else "✗ " + (rl.error or "too long"),
+            "⚠" if rl.overrun else ""]
 
 
 @user_errors
@@ -491,7 +497,7 @@ def dub(subs_file, subs_text: str, voice: str, model: str, vocoder: str, max_rat
     misfits = sum(1 for r in lines if not r.fits or r.error)
     status = f"Done: {len(lines)} cues on a {len(result.audio) / sr:.1f} s track."
     if misfits:
-        status += f" {misfits} cue(s) do not fit even at x{max_rate:.2f} (marked ❌)."
+        status += f" {misfits} cue(s) do not fit even at x{max_rate:.2f} (marked ✗)."
     if result.warnings:
         status += "\n\n" + "\n".join(f"- {w}" for w in result.warnings[:10])
     yield [_dub_row(r) for r in result.lines], _to_audio(result.audio, sr), files, status, session
