@@ -76,7 +76,7 @@ def test_audio_config_for_ljspeech_rate():
 def test_griffin_lim_recovers_teacher_mel(teacher_wav):
     """Griffin-Lim of a teacher utterance's mel gives back audio whose mel is close.
 
-    Measured here: spectral convergence of the mel magnitudes ~0.10-0.15 with 32 iterations
+    Measured here: spectral convergence of the mel magnitudes 0.08-0.12 with 32 iterations (four teachers)
     (0 is identical; random phase scores ~0.6), and the log-mel L1 error under 0.4 nats.
     """
     cfg = AudioConfig()

@@ -546,7 +546,7 @@ def model_cards() -> str:
     for m in engine.models():
         if m.model_type == "griffinlim":
             out.append("### griffinlim (vocoder)\nGriffin-Lim phase reconstruction from the mel (torchaudio, 32 "
-                       "iterations, momentum 0.99, magnitudes sharpened by a power of 1.3). No training; works with "
+                       "iterations, momentum 0.99). No training; works with "
                        "any acoustic model's audio settings.")
             continue
         params = ""
