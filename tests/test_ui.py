@@ -128,6 +128,28 @@ def test_dub_tab_marks_cues_that_do_not_fit(long_engine):
         list(h.dub(None, "1\n00:00:01,000 --> oops\nHi\n", "slt", "tacotron", "griffinlim", 1.6, h.new_session()))
 
 
+def test_head_controls_follow_the_model(tmp_path):
+    from studio.audio import AudioConfig
+    from studio.checkpoint import save_checkpoint
+    from studio.engine import Engine
+    from studio.models.transformer_tts import TransformerTTS
+    from studio.text import Vocab
+    from tests.conftest import SPEAKERS
+    from tests.test_transformer_tts import tiny
+
+    hidden = h.head_controls("tacotron")
+    assert hidden[0]["visible"] is False
+    cfg = tiny(decoder_layers=3, n_heads=2)
+    save_checkpoint(tmp_path / "transformer_tts.pt", TransformerTTS(cfg), "transformer_tts", cfg, AudioConfig(),
+                    Vocab.phonemes().to_list(), SPEAKERS)
+    h.set_engine(Engine(tmp_path))
+    layer, head = h.head_controls("transformer_tts")
+    assert layer["visible"] and layer["maximum"] == 2 and layer["value"] == 2 and head["maximum"] == 1
+    take = h.get_engine().synthesize("Hello there.", voice="slt", model="transformer_tts")
+    mel, align, stop, verdict = h.inspect_take(take, 1, 1, tmp_path, "t")
+    assert "layer 2, head 0" in verdict and Path(align).is_file()
+
+
 def test_voice_and_model_cards():
     assert "`rms`" in h.voice_cards()
     assert "tacotron" in h.model_cards() and "griffinlim" in h.model_cards()

@@ -79,8 +79,8 @@ def build_app() -> gr.Blocks:
                 open_btn = gr.Button("Open project")
             with gr.Accordion("Inspect", open=True):
                 with gr.Row():
-                    layer = gr.Slider(0, 5, value=0, step=1, label="Layer (Transformer-TTS)")
-                    head = gr.Slider(0, 7, value=0, step=1, label="Head (Transformer-TTS)")
+                    layer = gr.Slider(0, 5, value=0, step=1, label="Decoder layer (Transformer-TTS)")
+                    head = gr.Slider(0, 7, value=0, step=1, label="Encoder-decoder head (Transformer-TTS)")
                 verdict = gr.Markdown(elem_classes="verdict", elem_id="verdict")
                 align_img = gr.Image(label="Attention alignment (text tokens × time, word boundaries marked)",
                                      type="filepath", elem_id="align_img", show_label=False)
@@ -92,6 +92,8 @@ def build_app() -> gr.Blocks:
             detect.click(h.detect_cast, script, cast)
             apply.click(h.user_errors(h.apply_cast), [script, cast], script)
             model.change(lambda m: gr.update(choices=h.voice_choices(m)), model, voice)
+            model.change(h.head_controls, model, [layer, head])
+            app.load(h.head_controls, model, [layer, head])
             gen_event = generate.click(
                 h.generate, [script, model, vocoder, voice, speed, pitch, session],
                 [lines_table, line_audio, track_audio, status, session],

@@ -132,6 +132,20 @@ def voice_choices(model: str | None = None) -> list[tuple[str, str]]:
         return []
 
 
+def head_controls(model: str):
+    """Layer and head sliders: shown for Transformer-TTS, sized to its stacks."""
+    try:
+        info = get_engine().info(model, "acoustic")
+    except StudioError:
+        return gr.update(visible=False), gr.update(visible=False)
+    if info.model_type != "transformer_tts":
+        return gr.update(visible=False), gr.update(visible=False)
+    layers, heads = int(info.config.get("decoder_layers", 1)), int(info.config.get("n_heads", 1))
+    timing_layer = int(info.config.get("timing_layer", -1)) % layers
+    return (gr.update(visible=True, maximum=layers - 1, value=timing_layer),
+            gr.update(visible=True, maximum=heads - 1, value=int(info.config.get("timing_head", 0))))
+
+
 def example_scripts() -> dict[str, str]:
     return {p.stem: p.read_text(encoding="utf-8") for p in sorted((ASSETS / "scripts").glob("*.txt"))}
 
