@@ -53,8 +53,19 @@ def cmd_text(args) -> None:
 
 
 def cmd_voices(args) -> None:
-    voices = _engine(args).voices()
+    engine = _engine(args)
+    voices = engine.voices()
     payload = {"voices": [v.__dict__ for v in voices]}
+    if args.samples:
+        from studio.audio import save_wav
+        from studio.ui.handlers import VOICE_SAMPLE
+
+        written = []
+        for v in voices:
+            for model in v.models:
+                take = engine.synthesize(VOICE_SAMPLE, voice=v.id, model=model)
+                written.append(str(save_wav(args.samples / f"{model}_{v.id}.wav", take.audio, take.sample_rate)))
+        payload["samples"] = written
     human = "\n".join(f"{v.id:8s} {v.name:28s} {v.language:6s} models: {', '.join(v.models)}  ({v.teacher})"
                       for v in voices) or "no voices: no acoustic checkpoints found"
     _print(args, payload, human)
@@ -158,7 +169,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("text", cmd_text, "show normalisation, sentences and phonemes")
     p.add_argument("text")
-    add("voices", cmd_voices, "list voices")
+    p = add("voices", cmd_voices, "list voices")
+    p.add_argument("--samples", type=Path, help="also write a sample of each voice (MODEL_VOICE.wav) here")
     add("models", cmd_models, "list models and vocoders")
     p = add("speak", cmd_speak, "synthesize one line")
     p.add_argument("text")

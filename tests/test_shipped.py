@@ -1,0 +1,60 @@
+"""The shipped checkpoints, judged on held-out sentences (the few slow tests of the suite)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from studio.audio import AudioConfig
+from studio.eval.metrics import Recognizer, mcd, wer
+from studio.eval.quality import read_list, teacher_audio
+from studio.text import normalize
+from tests.conftest import SHIPPED
+
+pytestmark = pytest.mark.quality
+
+SHIPPED_TACOTRON = SHIPPED / "tacotron.pt"
+
+
+@pytest.fixture(scope="module")
+def shipped_engine():
+    from studio.engine import Engine
+
+    assert SHIPPED_TACOTRON.is_file(), "checkpoints/tacotron.pt is part of the repository"
+    return Engine(SHIPPED)
+
+
+def test_shipped_tacotron_describes_itself(shipped_engine):
+    info = shipped_engine.info("tacotron", "acoustic")
+    assert info.audio == AudioConfig()
+    assert {s["id"] for s in info.speakers} >= {"slt", "rms", "awb", "kal16"}
+    assert info.metrics["steps"] > 1000
+    assert SHIPPED_TACOTRON.stat().st_size < 40_000_000
+
+
+@pytest.mark.parametrize("voice", ["slt", "rms", "awb", "kal16"])
+def test_shipped_tacotron_aligns_and_tracks_the_teacher(shipped_engine, voice):
+    """Held-out sentences: healthy alignments, the teacher's timing, and a spectrum near it."""
+    cfg = AudioConfig()
+    sentences = read_list("heldout.txt", 4)
+    healthy, ratios, distortions = 0, [], []
+    for s in sentences:
+        take = shipped_engine.synthesize(s, voice=voice, retake=False)
+        healthy += take.ok
+        ref = teacher_audio(voice, s, cfg)
+        ratios.append(len(take.audio) / len(ref))
+        distortions.append(mcd(ref, take.audio, cfg))
+    assert healthy >= 3, f"{healthy}/4 healthy alignments"
+    assert 0.75 < float(np.mean(ratios)) < 1.3, ratios  # an untrained model stops at once or runs away
+    assert float(np.mean(distortions)) < 6.0, distortions  # noise scores far higher
+
+
+def test_shipped_tacotron_speaks_recognisable_words(shipped_engine):
+    """pocketsphinx must recognise a held-out sentence from the shipped model."""
+    recognizer = Recognizer()
+    sentences = read_list("heldout.txt", 6)
+    errors = []
+    for s in sentences:
+        take = shipped_engine.synthesize(s, voice="rms")
+        errors.append(wer(normalize(s), recognizer.transcribe(take.audio, take.sample_rate)))
+    assert min(errors) <= 0.5, errors
