@@ -95,4 +95,4 @@ def test_quality_eval_and_report_end_to_end(tmp_path, tiny_checkpoint_dir):
                          timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
     report = (tmp_path / "eval.md").read_text()
-    assert "| tacotron | griffinlim | slt |" in report and "align_tacotron.png" in report
+    assert "| tacotron | griffinlim | slt | 2 |" in report and "align_tacotron.png" in report

@@ -46,7 +46,8 @@ def test_shipped_tacotron_aligns_and_tracks_the_teacher(shipped_engine, voice):
         distortions.append(mcd(ref, take.audio, cfg))
     assert healthy >= 3, f"{healthy}/4 healthy alignments"
     assert 0.75 < float(np.mean(ratios)) < 1.3, ratios  # an untrained model stops at once or runs away
-    assert float(np.mean(distortions)) < 6.0, distortions  # noise scores far higher
+    # MCD here: noise vs a teacher 7.1 dB, another teacher voice 4.5 dB, Griffin-Lim copy 0.5 dB.
+    assert float(np.mean(distortions)) < 4.0, distortions
 
 
 def test_shipped_tacotron_speaks_recognisable_words(shipped_engine):
