@@ -10,6 +10,7 @@ from __future__ import annotations
 from inspect import isgeneratorfunction
 import json
 import logging
+import os
 import re
 import tempfile
 import threading
@@ -41,8 +42,10 @@ log = logging.getLogger(__name__)
 
 ASSETS = Path(__file__).resolve().parent.parent.parent / "assets"
 OUTPUT_ROOT = Path(tempfile.gettempdir()) / "dubbing-studio"
-MAX_UPLOAD_BYTES = 5_000_000
-LIMITS = {"max_line_chars": 2000, "max_lines": 200}
+# Limits a studio operator can change (environment variables), stated in the UI.
+MAX_UPLOAD_BYTES = int(os.environ.get("STUDIO_MAX_UPLOAD_BYTES", 5_000_000))
+LIMITS = {"max_line_chars": int(os.environ.get("STUDIO_MAX_LINE_CHARS", 2000)),
+          "max_lines": int(os.environ.get("STUDIO_MAX_LINES", 200))}
 LINE_HEADERS = ["#", "line", "voice", "start (s)", "end (s)", "health", "retakes", "RTF"]
 DUB_HEADERS = ["cue", "text", "voice", "slot (s)", "slot length", "spoken length", "rate", "fits", "overrun"]
 
