@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import re
 import threading
 import time
 from dataclasses import dataclass, field
@@ -29,7 +30,7 @@ from studio.audio import AudioConfig, griffin_lim
 from studio.checkpoint import config_from_dict, load_checkpoint, load_state
 from studio.errors import CheckpointError, EngineError
 from studio.eval.health import alignment_health
-from studio.text import Frontend, Prepared, TextError, Vocab, split_sentences
+from studio.text import Frontend, Prepared, TextError, Vocab
 
 log = logging.getLogger(__name__)
 
@@ -294,8 +295,7 @@ class Engine:
 
     def _split_retake(self, am: LoadedAcoustic, p: Prepared, speaker: int, seed: int) -> Segment | None:
         """Last resort: say the sentence clause by clause and join the pieces."""
-        clauses = [c for c in split_sentences(p.normalized.replace(",", ",\n"), max_chars=60) if c.strip()]
-        clauses = [c for part in clauses for c in part.split("\n") if c.strip()]
+        clauses = [c.strip() for c in re.split(r"(?<=[,;:])\s+", p.normalized) if c.strip()]
         if len(clauses) < 2:
             return None
         parts = []
