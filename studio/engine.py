@@ -318,8 +318,8 @@ class Engine:
         return Segment(p.normalized, p.tokens, out.mel.float().cpu().numpy(), out.mel_before.float().cpu().numpy(),
                        align, timing, stop, health, words)
 
-    def vocode(self, mel: np.ndarray, vocoder: str, audio: AudioConfig) -> np.ndarray:
-        return self.vocoder(vocoder, audio)(mel)
+    def vocode(self, mel: np.ndarray, vocoder: str, audio: AudioConfig, voice: str | None = None) -> np.ndarray:
+        return self.vocoder(vocoder, audio, voice)(mel)
 
     # ------------------------------------------------------------------ synthesis
 

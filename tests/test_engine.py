@@ -99,7 +99,7 @@ def test_vocoder_pairing_needs_matching_audio(tmp_path):
                     Vocab.phonemes().to_list(), SPEAKERS)
     other = AudioConfig(sample_rate=22050, hop_length=256, win_length=1024)
     wcfg = WaveNetConfig(n_mels=80, layers=2, stacks=1, residual_channels=4, gate_channels=8, skip_channels=4,
-                         n_speakers=3, hop_length=other.hop_length, upsample_scales=[4, 8, 8], sample_rate=22050)
+                         n_speakers=3, hop_length=other.hop_length, sample_rate=22050)
     save_checkpoint(tmp_path / "wavenet.pt", WaveNet(wcfg), "wavenet", wcfg, other, None, SPEAKERS)
     eng = Engine(tmp_path)
     with pytest.raises(EngineError, match="different audio settings.*sample_rate 22050 vs 16000"):

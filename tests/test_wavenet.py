@@ -6,7 +6,7 @@ from studio.vocoders.wavenet import WaveNet, WaveNetConfig, fold, mu_law_decode,
 
 
 def tiny(**kw):
-    base = dict(n_mels=80, hop_length=8, upsample_scales=[2, 4], layers=3, stacks=2, residual_channels=8,
+    base = dict(n_mels=80, hop_length=8, layers=3, stacks=2, residual_channels=8,
                 gate_channels=16, skip_channels=8, cond_channels=8, n_speakers=2, speaker_dim=4, quantize_channels=32)
     base.update(kw)
     return WaveNetConfig(**base)
@@ -19,7 +19,7 @@ def test_shapes_and_receptive_field():
     logits = model.logits(x, torch.randn(2, 5, 80), torch.tensor([0, 1]))
     assert logits.shape == (2, 32, 40)
     assert model.receptive_field == 1 + 2 * (1 + 2 + 4)
-    assert model.condition(torch.randn(1, 5, 80)).shape == (1, cfg.cond_channels, 40)
+    assert model.condition(torch.randn(1, 5, 80)).shape == (1, cfg.cond_channels, 5)
 
 
 def test_causality_future_samples_do_not_change_the_past():

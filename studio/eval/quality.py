@@ -72,7 +72,7 @@ def evaluate_quality(engine, model: str, vocoder: str = "griffinlim", voices: li
                 continue
             if model == "copy":
                 mel = mel_spectrogram(t_wav, audio).numpy()
-                m_wav = engine.vocode(mel, vocoder, audio)
+                m_wav = engine.vocode(mel, vocoder, audio, v)
                 pesqs.append(pesq_wb(t_wav, m_wav, audio.sample_rate))
                 stois.append(stoi(t_wav, m_wav, audio.sample_rate))
             else:

@@ -49,9 +49,10 @@ def speed_table(speed: dict) -> str:
         rows.append(f"| {name} | ours {r['ours_s']} s vs peer {r['peer_s']} s | ratio {r['ratio']} |")
     wn = speed.get("wavenet_generation")
     if wn:
-        rows.append(f"| WaveNet, folded batch generation (untrained, {wn['parameters'] / 1e6:.2f} M params) | "
-                    f"{wn['folded_rtf']} | fold {wn['fold_seconds']} s; naive sample-by-sample {wn['naive_rtf']}; "
-                    f"torchaudio WaveRNN ({wn['wavernn_parameters'] / 1e6:.2f} M) {wn['wavernn_rtf']} |")
+        by_line = ", ".join(f"{k} line {v}" for k, v in wn.get("folded_rtf_by_line", {}).items())
+        rows.append(f"| WaveNet, folded batch generation ({wn.get('layers', '')}, {wn['parameters'] / 1e6:.2f} M params) | "
+                    f"{wn['folded_rtf']} | fold {wn['fold_seconds']} s ({by_line}); naive sample-by-sample "
+                    f"{wn['naive_rtf']}; torchaudio WaveRNN ({wn['wavernn_parameters'] / 1e6:.2f} M) {wn['wavernn_rtf']} |")
     rows.append(f"\nPeak resident memory: {speed.get('peak_rss_mb')} MB, {speed.get('threads')} threads.")
     return "\n".join(rows)
 

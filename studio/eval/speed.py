@@ -120,9 +120,10 @@ def time_to_first_audio(engine, model: str, voice: str, sentences: list[str]) ->
     return time.perf_counter() - t
 
 
-def wavenet_speed(seconds: float = 0.5, naive_seconds: float = 0.1) -> dict:
+def wavenet_speed(line_seconds: tuple[float, ...] = (1.0, 3.0), naive_seconds: float = 0.25) -> dict:
     """WaveNet generation speed at the shipped size (random weights: speed does not depend on
-    training): folded batch generation vs naive sample-by-sample, and torchaudio's WaveRNN."""
+    training): folded batch generation of a short and a long line, fold sizes around the
+    default, naive sample-by-sample (one sequence, no folding), and torchaudio's WaveRNN."""
     from torchaudio.models import WaveRNN
 
     from studio.vocoders.wavenet import WaveNet, WaveNetConfig, WaveNetVocoder
@@ -131,21 +132,31 @@ def wavenet_speed(seconds: float = 0.5, naive_seconds: float = 0.1) -> dict:
     torch.manual_seed(0)
     cfg = WaveNetConfig(n_mels=audio.n_mels, hop_length=audio.hop_length, sample_rate=audio.sample_rate)
     model = WaveNet(cfg).eval()
-    frames = int(seconds * audio.frames_per_second)
-    mel = torch.randn(frames, audio.n_mels) - 4
     voc = WaveNetVocoder(model)
-    t_fold = _time(lambda: voc.infer(mel.numpy()))
+    default_fold = cfg.fold_seconds
+    folds = {}
+    for fold_s in (0.05, default_fold, 0.2, 0.4):
+        cfg.fold_seconds = fold_s
+        for secs in line_seconds:
+            mel = torch.randn(int(secs * audio.frames_per_second), audio.n_mels) - 4
+            folds[f"{fold_s:g}s fold, {secs:g}s line"] = round(_time(lambda: voc.infer(mel.numpy())) / secs, 3)
+    cfg.fold_seconds = default_fold
+    mel = torch.randn(int(max(line_seconds) * audio.frames_per_second), audio.n_mels) - 4
     n_naive = int(naive_seconds * audio.frames_per_second)
     t_naive = _time(lambda: model.generate(mel[None, :n_naive], torch.tensor([0])))
     wavernn = WaveRNN(upsample_scales=[5, 5, 8], n_classes=256, hop_length=audio.hop_length, n_freq=audio.n_mels,
                       n_rnn=256, n_fc=256).eval()
     with torch.no_grad():
         t_rnn = _time(lambda: wavernn.infer(mel[:n_naive].T[None]))  # (1, n_mels, T_mel)
+    rtf = {secs: folds[f"{default_fold:g}s fold, {secs:g}s line"] for secs in line_seconds}
     return {
         "parameters": sum(p.numel() for p in model.parameters()),
         "receptive_field": model.receptive_field,
-        "folded_rtf": round(t_fold / seconds, 3),
-        "fold_seconds": cfg.fold_seconds,
+        "layers": f"{cfg.stacks}x{cfg.layers}, {cfg.residual_channels} residual / {cfg.gate_channels} gate channels",
+        "folded_rtf": max(rtf.values()),  # the worse of a short and a long line
+        "folded_rtf_by_line": {f"{k:g}s": v for k, v in rtf.items()},
+        "fold_seconds": default_fold,
+        "fold_sweep": folds,
         "naive_rtf": round(t_naive / naive_seconds, 3),
         "wavernn_rtf": round(t_rnn / naive_seconds, 3),
         "wavernn_parameters": sum(p.numel() for p in wavernn.parameters()),
