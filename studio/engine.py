@@ -30,7 +30,7 @@ from studio.audio import AudioConfig, griffin_lim
 from studio.checkpoint import config_from_dict, load_checkpoint, load_state
 from studio.errors import CheckpointError, EngineError
 from studio.eval.health import alignment_health
-from studio.text import Frontend, Prepared, TextError, Vocab
+from studio.text import Frontend, Prepared, TextError, Vocab, split_lexicon
 
 log = logging.getLogger(__name__)
 
@@ -255,21 +255,31 @@ class Engine:
 
     # ------------------------------------------------------------------ stages
 
-    def prepare(self, text: str, model: str = "tacotron") -> list[Prepared]:
-        """text -> normalised sentences with their symbols and ids."""
+    def prepare(self, text: str, model: str = "tacotron", lexicon: dict[str, str] | None = None) -> list[Prepared]:
+        """text -> normalised sentences with their symbols and ids. `lexicon`: this call's
+        pronunciations, word -> respelling or "/phonemes/" (a script's `@say` lines)."""
         if not text or not text.strip():
             raise TextError("the text is empty")
         if len(text) > self.max_line_chars:
             raise TextError(f"the line has {len(text)} characters; the limit is {self.max_line_chars} "
                             "(split it into several lines)")
-        return self.acoustic_model(model).frontend.prepare(text)
+        am = self.acoustic_model(model)
+        _, phonemes = split_lexicon(lexicon)
+        if am.frontend.kind == "phonemes":
+            for word, ph in phonemes.items():
+                unknown = sorted({ch for ch in ph if ch != " " and ch not in am.frontend.vocab})
+                if unknown:
+                    raise TextError(f"the pronunciation of '{word}' has symbols {am.name} does not know: "
+                                    f"{' '.join(unknown)} (use espeak IPA, e.g. /dʒˈɪf/)")
+        return am.frontend.prepare(text, lexicon=lexicon)
 
     def _speaker(self, am: LoadedAcoustic, voice: str) -> int:
         if voice not in am.speaker_index:
             raise EngineError(f"unknown voice {voice!r} for {am.name} (voices: {', '.join(am.speaker_index)})")
         return am.speaker_index[voice]
 
-    def _infer_segment(self, am: LoadedAcoustic, p: Prepared, speaker: int, seed: int, retake: bool) -> Segment:
+    def _infer_segment(self, am: LoadedAcoustic, p: Prepared, speaker: int, seed: int, retake: bool,
+                       phonemes: dict[str, str] | None = None) -> Segment:
         attempts = [("", {})]
         if retake:
             attempts += [("tighter attention window", {"window_ahead": 2}),
@@ -286,21 +296,22 @@ class Engine:
             if seg.health["ok"]:
                 break
         if retake and not best.health["ok"]:
-            split = self._split_retake(am, p, speaker, seed)
+            split = self._split_retake(am, p, speaker, seed, phonemes)
             tried += split is not None
             if split is not None and _health_score(split.health) > _health_score(best.health):
                 best = split
         best.attempts = tried
         return best
 
-    def _split_retake(self, am: LoadedAcoustic, p: Prepared, speaker: int, seed: int) -> Segment | None:
+    def _split_retake(self, am: LoadedAcoustic, p: Prepared, speaker: int, seed: int,
+                      phonemes: dict[str, str] | None = None) -> Segment | None:
         """Last resort: say the sentence clause by clause and join the pieces."""
         clauses = [c.strip() for c in re.split(r"(?<=[,;:])\s+", p.normalized) if c.strip()]
         if len(clauses) < 2:
             return None
         parts = []
         for c in clauses:
-            sub = am.frontend.prepare(c)[0]
+            sub = am.frontend.prepare(c, lexicon=phonemes)[0]
             parts.append(self._segment(am, sub, am.model.infer(torch.tensor(sub.ids), speaker=speaker, seed=seed,
                                                                  window_ahead=2)))
         seg = _join_segments(p.normalized, parts, am.audio)
@@ -324,26 +335,32 @@ class Engine:
     # ------------------------------------------------------------------ synthesis
 
     def stream(self, text: str, voice: str, model: str = "tacotron", vocoder: str = "griffinlim",
-               speed: float = 1.0, pitch: float = 0.0, seed: int = 0, retake: bool = True):
+               speed: float = 1.0, pitch: float = 0.0, seed: int = 0, retake: bool = True,
+               lexicon: dict[str, str] | None = None):
         """Yield one Take per sentence of `text` as soon as each is ready."""
-        for p in self.prepare(text, model):
+        for p in self.prepare(text, model, lexicon):
             yield self._synthesize_prepared([p], text=p.normalized, voice=voice, model=model, vocoder=vocoder,
-                                            speed=speed, pitch=pitch, seed=seed, retake=retake)
+                                            speed=speed, pitch=pitch, seed=seed, retake=retake, lexicon=lexicon)
 
     def synthesize(self, text: str, voice: str, model: str = "tacotron", vocoder: str = "griffinlim",
-                   speed: float = 1.0, pitch: float = 0.0, seed: int = 0, retake: bool = True) -> Take:
-        """One script line (one or more sentences) -> a Take."""
-        return self._synthesize_prepared(self.prepare(text, model), text=text, voice=voice, model=model,
-                                         vocoder=vocoder, speed=speed, pitch=pitch, seed=seed, retake=retake)
+                   speed: float = 1.0, pitch: float = 0.0, seed: int = 0, retake: bool = True,
+                   lexicon: dict[str, str] | None = None) -> Take:
+        """One script line (one or more sentences) -> a Take. `lexicon`: see `prepare`."""
+        return self._synthesize_prepared(self.prepare(text, model, lexicon), text=text, voice=voice, model=model,
+                                         vocoder=vocoder, speed=speed, pitch=pitch, seed=seed, retake=retake,
+                                         lexicon=lexicon)
 
     def _synthesize_prepared(self, prepared: list[Prepared], text: str, voice: str, model: str, vocoder: str,
-                             speed: float, pitch: float, seed: int, retake: bool) -> Take:
+                             speed: float, pitch: float, seed: int, retake: bool,
+                             lexicon: dict[str, str] | None = None) -> Take:
         _check_settings(speed, pitch)
         am = self.acoustic_model(model)
         speaker = self._speaker(am, voice)
         self.vocoder(vocoder, am.audio)  # refuse a mismatched pair before the acoustic work
+        # a retake re-prepares clauses of already respelled text: only the phonemes still apply
+        phonemes = {w: v for w, v in (lexicon or {}).items() if v.startswith("/")}
         t0 = time.perf_counter()
-        segments = [self._infer_segment(am, p, speaker, seed, retake) for p in prepared]
+        segments = [self._infer_segment(am, p, speaker, seed, retake, phonemes) for p in prepared]
         acoustic_s = time.perf_counter() - t0
         settings = {"speed": speed, "pitch": pitch, "seed": seed, "retake": retake}
         return self._assemble(am, segments, text, voice, vocoder, settings, acoustic_s)

@@ -149,8 +149,9 @@ def parse_for_engine(engine: Engine, text: str, default_voice: str | None = None
 
 
 def render_line(engine: Engine, line: Line, model: str, vocoder: str, sample_rate: int, seed: int = 0,
-                pause_before: float = 0.0) -> RenderedLine:
-    """Synthesize one script line (its sentences and inline pauses) into its own audio."""
+                pause_before: float = 0.0, lexicon: dict[str, str] | None = None) -> RenderedLine:
+    """Synthesize one script line (its sentences and inline pauses) into its own audio;
+    `lexicon` is the script's pronunciations."""
     rl = RenderedLine(line.number, line.text, line.voice, 0.0, 0.0, pause_before=pause_before,
                       settings=dict(line.settings), seed=seed)
     pieces, cursor = [], 0.0
@@ -164,7 +165,7 @@ def render_line(engine: Engine, line: Line, model: str, vocoder: str, sample_rat
                                      model=str(line.settings.get("model", model)),
                                      vocoder=str(line.settings.get("vocoder", vocoder)),
                                      speed=float(line.settings.get("speed", 1.0)),
-                                     pitch=float(line.settings.get("pitch", 0.0)), seed=seed)
+                                     pitch=float(line.settings.get("pitch", 0.0)), seed=seed, lexicon=lexicon)
         except StudioError as e:
             raise type(e)(e.message, line=line.number) from None
         except ValueError as e:
@@ -187,7 +188,7 @@ def iter_script(engine: Engine, script: Script, model: str, vocoder: str, seed: 
         if line.is_pause:
             pending_pause += sum(seg.seconds for seg in line.segments if isinstance(seg, Pause))
             continue
-        yield render_line(engine, line, model, vocoder, sr, seed, pending_pause)
+        yield render_line(engine, line, model, vocoder, sr, seed, pending_pause, script.lexicon)
         pending_pause = 0.0
 
 

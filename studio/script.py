@@ -18,7 +18,12 @@ Script language, one source line per take::
     [voice=slt pitch=1] No speaker, settings inline.<break time="300ms"/>And on.
     [pause 1.5s]
 
-`@cast` lines come before the first spoken line. A line is `[Speaker:] [settings]... content`,
+Pronunciations (the project's dictionary, like a studio's pronunciation rules)::
+
+    @say SQL = sequel          # a respelling, applied to the text before anything else
+    @say gif = /dʒˈɪf/         # phonemes in espeak's IPA between slashes (phoneme models)
+
+`@cast` and `@say` lines come before the first spoken line. A line is `[Speaker:] [settings]... content`,
 where content mixes text with `[pause 0.5s]`, `[pause 500ms]` or `<break time="500ms"/>`; a
 line of pauses only is a `Line` whose segments are all `Pause` (and which has no voice).
 Any other `[...]` or `<tag>` is an error, as is a speaker that is neither in the cast nor a
@@ -109,10 +114,15 @@ class Line:
 
 @dataclass
 class Script:
-    """A parsed script: the cast and the takes in order."""
+    """A parsed script: the cast, the takes in order, and the pronunciations.
+
+    `lexicon` maps a word to a respelling ("sequel") or to phonemes between slashes
+    ("/dʒˈɪf/"); the engine's `synthesize(..., lexicon=)` takes it as is.
+    """
 
     cast: dict[str, CastEntry]
     lines: list[Line]
+    lexicon: dict[str, str] = field(default_factory=dict)
 
     def to_text(self) -> str:
         """Canonical text: cast first, one line per take, settings only where they differ.
@@ -122,6 +132,7 @@ class Script:
         same arguments, `parse_script(s.to_text()) == s`.
         """
         out = [entry.to_text() for entry in self.cast.values()]
+        out += [f"@say {word} = {value}" for word, value in self.lexicon.items()]
         if out:
             out.append("")
         out.extend(self._line_text(line) for line in self.lines)
@@ -151,6 +162,9 @@ _NAME = re.compile(r"[\w.-]+")  # voice, model and vocoder ids
 _SPEAKER_NAME = r"[^\W\d][\w.'-]{0,39}"  # one word starting with a letter
 _SPEAKER = re.compile(rf"(?P<name>{_SPEAKER_NAME})\s*:(?=\s|$)")
 _CAST = re.compile(r"@cast\s+(?P<name>[^\s=]+)\s*=\s*(?P<voice>[^\s=]+)(?P<rest>(?:\s.*)?)")
+_SAY = re.compile(r"@say\s+(?P<word>[^\s=]+)\s*=\s*(?P<value>.*?)\s*")
+_SAY_WORD = re.compile(r"[^\W_][\w'.-]{0,39}")
+_RESPELLING = re.compile(r"[^\W\d_][\w' -]{0,99}")  # letters first; words, apostrophes, hyphens, spaces
 _BREAK = re.compile(r"break\s+time\s*=\s*(?P<q>[\"']?)(?P<dur>[^\"'\s/>]+)(?P=q)\s*/?\s*")
 # A tag, or the start of one that never closes. '<' is only a tag before a letter or '/',
 # so "a < b" stays text; '[' and ']' are always tag syntax.
@@ -191,6 +205,7 @@ def parse_script(
         raise ScriptError("the script is empty")
 
     cast: dict[str, CastEntry] = {}
+    lexicon: dict[str, str] = {}
     lines: list[Line] = []
     for number, raw in enumerate(_split_lines(text), start=1):
         if len(raw) > max_line_chars:
@@ -200,7 +215,13 @@ def parse_script(
             continue
         if body.startswith("@"):
             if lines:
-                raise ScriptError("@cast lines must come before the first spoken line", number)
+                raise ScriptError("@cast and @say lines must come before the first spoken line", number)
+            if body.split(maxsplit=1)[0] == "@say":
+                word, value = _parse_say(body, number)
+                if word.lower() in {w.lower() for w in lexicon}:
+                    raise ScriptError(f"'{word}' already has a pronunciation", number)
+                lexicon[word] = value
+                continue
             entry = _parse_cast(body, number, known)
             if entry.name in cast:
                 raise ScriptError(f"'{entry.name}' is already in the cast", number)
@@ -211,13 +232,29 @@ def parse_script(
         lines.append(_parse_line(body, number, cast, known, default_voice))
     if not lines:
         raise ScriptError("the script is empty: it has no lines to say")
-    return Script(cast=cast, lines=lines)
+    return Script(cast=cast, lines=lines, lexicon=lexicon)
+
+
+def _parse_say(body: str, number: int) -> tuple[str, str]:
+    m = _SAY.fullmatch(body)
+    if m is None or not m["value"]:
+        raise ScriptError("expected '@say WORD = respelling' or '@say WORD = /phonemes/'", number)
+    word, value = m["word"], m["value"]
+    if not _SAY_WORD.fullmatch(word):
+        raise ScriptError(f"'{_short(word)}' is not one word: @say takes a single word before '='", number)
+    if value.startswith("/"):
+        if len(value) < 3 or not value.endswith("/") or "/" in value[1:-1] or len(value) > 102:
+            raise ScriptError(f"phonemes go between two slashes, e.g. '@say {word} = /dʒˈɪf/'", number)
+    elif not _RESPELLING.fullmatch(value):
+        raise ScriptError(f"the respelling of '{word}' must be plain words (letters, spaces, hyphens, "
+                          "apostrophes), or phonemes between slashes", number)
+    return word, " ".join(value.split())
 
 
 def _parse_cast(body: str, number: int, known: _Known) -> CastEntry:
     directive = body.split(maxsplit=1)[0]
     if directive != "@cast":
-        raise ScriptError(f"unknown directive '{_short(directive)}' (only @cast exists)", number)
+        raise ScriptError(f"unknown directive '{_short(directive)}' (@cast and @say exist)", number)
     m = _CAST.fullmatch(body)
     if m is None:
         raise ScriptError("expected '@cast NAME = VOICE [key=value ...]'", number)

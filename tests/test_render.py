@@ -143,3 +143,12 @@ def test_cli_broken_srt(tmp_path, tiny_checkpoint_dir):
     out = run_cli("dub", str(tmp_path / "bad.srt"), "-o", str(tmp_path / "d.wav"), env_dir=tiny_checkpoint_dir)
     assert out.returncode != 0 and "line 2" in out.stderr and "Traceback" not in out.stderr
     assert not (tmp_path / "d.wav").exists()
+
+
+def test_script_pronunciations_reach_the_engine(engine):
+    res = render_script(engine, "@say gif = /dʒˈɪf/\n@say SQL = sequel\nrms: A gif of SQL.")
+    seg = res.lines[0].takes[0].segments[0]
+    assert seg.text == "A gif of sequel."
+    assert "".join(seg.tokens).find("dʒˈɪf") >= 0
+    with pytest.raises(ScriptError, match="pronunciation of 'gif' has symbols tacotron does not know: Q"):
+        render_script(engine, "@say gif = /Qif/\nrms: A gif.")

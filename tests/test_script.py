@@ -206,7 +206,7 @@ HEADER = "# header\n@cast Anna = rms speed=1.1\n\n"  # the line under test is li
         ("Anna:", "'Anna:' has nothing to say"),
         ("[speed=1.2]", "the settings have nothing to say"),
         ("@voice Anna = rms", "unknown directive '@voice'"),
-        ("@cast Bob = rms", "@cast lines must come before the first spoken line"),
+        ("@cast Bob = rms", "must come before the first spoken line"),
     ],
 )
 def test_errors_carry_the_line_number(line, message):
@@ -685,3 +685,31 @@ def test_placed_takes_that_fit_stay_in_their_cue(rows):
         if not p.overrun:
             later = [c.start for c in cues if c.start > cue.start]
             assert not later or p.end <= min(later)
+
+
+def test_say_lines_build_the_project_lexicon_and_round_trip():
+    text = "@cast Anna = rms\n@say SQL = sequel\n@say gif = /dʒˈɪf/\nAnna: The SQL gif.\n"
+    s = parse_script(text, voices=["rms"])
+    assert s.lexicon == {"SQL": "sequel", "gif": "/dʒˈɪf/"}
+    assert "@say gif = /dʒˈɪf/" in s.to_text()
+    assert parse_script(s.to_text(), voices=["rms"]) == s
+
+
+@pytest.mark.parametrize("line, message", [
+    ("@say gif = /dʒˈɪf", "between two slashes"),
+    ("@say gif =", "expected '@say WORD"),
+    ("@say two words = x", "expected '@say WORD|not one word"),
+    ("@say R2 = 4 ever", "plain words"),
+    ("@say gif = <b>jif</b>", "plain words"),
+])
+def test_bad_say_lines_name_the_problem(line, message):
+    with pytest.raises(ScriptError, match=message) as e:
+        parse_script(f"{line}\nrms: Hi.", voices=["rms"])
+    assert e.value.line == 1
+
+
+def test_say_twice_or_after_a_line_is_refused():
+    with pytest.raises(ScriptError, match="already has a pronunciation"):
+        parse_script("@say Gif = jif\n@say gif = ghif\nrms: Hi.", voices=["rms"])
+    with pytest.raises(ScriptError, match="before the first spoken line"):
+        parse_script("rms: Hi.\n@say gif = jif", voices=["rms"])

@@ -87,3 +87,15 @@ def test_text_cli_json():
     data = json.loads(out.stdout)
     assert "nine thirty" in data["normalized"] and "Doctor" in data["normalized"]
     assert len(data["phonemes"]) == len(data["sentences"]) >= 1
+
+
+def test_project_lexicon_respells_and_overrides_phonemes():
+    from studio.text import Frontend, Vocab, respell
+
+    assert respell("Run the SQL, sql-ish and SQLite.", {"SQL": "sequel"}) == "Run the sequel, sequel-ish and SQLite."
+    fe = Frontend(Vocab.phonemes())
+    plain = fe.prepare("The gif is here.")[0]
+    said = fe.prepare("The gif is here.", lexicon={"gif": "/dʒˈɪf/", "here": "hair"})[0]
+    assert said.normalized == "The gif is hair."
+    assert "dʒˈɪf" in said.symbols and "dʒˈɪf" not in plain.symbols
+    assert said.symbols != plain.symbols

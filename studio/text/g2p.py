@@ -72,18 +72,20 @@ class G2P:
     def __call__(self, text: str) -> str:
         return self.phonemize(text)
 
-    def phonemize(self, text: str) -> str:
+    def phonemize(self, text: str, extra: dict[str, str] | None = None) -> str:
+        """`extra`: pronunciations for this call only (lowercase word -> phonemes), over the lexicon."""
         if not text.strip():
             return ""
-        if not self.lexicon:
+        lexicon = {**self.lexicon, **{k.lower(): v for k, v in extra.items()}} if extra else self.lexicon
+        if not lexicon:
             return phonemize_batch([text])[0]
         # Split into runs between lexicon words; phonemize the runs together in one call.
         pieces: list[tuple[bool, str]] = []
         last = 0
         for m in _WORD_RE.finditer(text):
-            if m.group(0).lower() in self.lexicon:
+            if m.group(0).lower() in lexicon:
                 pieces.append((False, text[last : m.start()]))
-                pieces.append((True, self.lexicon[m.group(0).lower()]))
+                pieces.append((True, lexicon[m.group(0).lower()]))
                 last = m.end()
         pieces.append((False, text[last:]))
         runs = [p for is_lex, p in pieces if not is_lex and p.strip()]

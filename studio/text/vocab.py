@@ -48,6 +48,9 @@ class Vocab:
     def __eq__(self, other) -> bool:
         return isinstance(other, Vocab) and self.symbols == other.symbols
 
+    def __contains__(self, symbol: str) -> bool:
+        return symbol in self._ids
+
     def tokens(self, text: str) -> list[str]:
         """The symbols of `text` the vocab knows, plus EOS (unknown ones are dropped)."""
         out = []

@@ -43,6 +43,7 @@ class TrainConfig:
     seed: int = 0
     threads: int = 0  # torch intra-op threads on CPU (0: leave torch's default)
     amp: bool = True  # bf16 autocast when training on CUDA
+    amp_cpu: bool = False  # bf16 autocast on CPU too (1.5x faster steps on AVX512-BF16 CPUs, measured here)
     num_workers: int = 0  # DataLoader worker processes
 
 
@@ -107,6 +108,19 @@ class Trainer:
 
     # ------------------------------------------------------------------ state
 
+    stop_requested = False
+
+    def _install_stop_handlers(self) -> None:
+        """SIGTERM and SIGINT finish the current step, save `last.pt` and return. (A job started
+        with `nohup ... &` from a script inherits SIGINT as ignored, so both are installed.)"""
+        import signal
+        import threading
+        from functools import partial
+
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                signal.signal(sig, partial(_request_stop, self))
+
     def resume(self, path: str | Path | None = None) -> bool:
         """Continue from RUN/last.pt (or `path`) if it exists; True when something was loaded."""
         path = Path(path) if path else self.out / "last.pt"
@@ -154,11 +168,15 @@ class Trainer:
         scalars = open(self.out / "scalars.csv", "a", newline="") if self.is_main else None
         writer = None
         start = time.time()
-        use_amp = cfg.amp and self.device.type == "cuda"
+        self._install_stop_handlers()
+        use_amp = cfg.amp and (self.device.type == "cuda" or cfg.amp_cpu)
         try:
             while self.step < cfg.max_steps:
                 for batch in self.make_batches(self.epoch):
                     if self.step >= cfg.max_steps or (cfg.max_minutes and time.time() - start > cfg.max_minutes * 60):
+                        return
+                    if self.stop_requested:
+                        log.info("stop requested: saving at step %d", self.step)
                         return
                     t0 = time.time()
                     lr = lr_at(self.step, cfg)
@@ -206,6 +224,10 @@ class Trainer:
                 self.save()
                 if scalars:
                     scalars.close()
+
+
+def _request_stop(trainer: "Trainer", signum, frame) -> None:
+    trainer.stop_requested = True
 
 
 def _to_list(x):

@@ -245,7 +245,7 @@ def generate(script: str, model: str, vocoder: str, voice: str, speed: float, pi
             continue
         progress((len(lines), len(spoken)), desc=f"line {line.number}")
         seed = session.get("line_seeds", {}).get(line.number, session["seed"])
-        rl = render_line(engine, line, model, vocoder, sr, seed=seed, pause_before=pending)
+        rl = render_line(engine, line, model, vocoder, sr, seed=seed, pause_before=pending, lexicon=parsed.lexicon)
         pending = 0.0
         lines.append(rl)
         status = f"Rendered {len(lines)} of {len(spoken)} lines ({time.perf_counter() - t0:.1f} s)."
@@ -283,7 +283,7 @@ def regenerate(line_no, session: dict):
     source_line = next(line for line in parsed.lines if line.number == lines[idx].number)
     old = lines[idx]
     rl = render_line(engine, source_line, s["model"], s["vocoder"], session["sample_rate"], seed=old.seed + 1,
-                     pause_before=old.pause_before)
+                     pause_before=old.pause_before, lexicon=parsed.lexicon)
     new_lines = lines[:idx] + [rl] + lines[idx + 1 :]
     result = assemble_script(new_lines, session["source"], session["sample_rate"], s)
     session.update(lines=new_lines, result=result)
