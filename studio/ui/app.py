@@ -18,7 +18,8 @@ footer {display: none !important}
 LIMITS_NOTE = (f"Limits: {h.LIMITS['max_line_chars']} characters per line, {h.LIMITS['max_lines']} lines per "
                f"script, uploads up to {h.MAX_UPLOAD_BYTES // 1_000_000} MB. Script syntax: `Speaker: text`, "
                "`@cast Speaker = voice [speed=1.1 pitch=-2]`, `[voice=rms speed=0.9] text`, `[pause 0.5s]`, "
-               "`<break time=\"500ms\"/>`, `# comment`.")
+               "`<break time=\"500ms\"/>`, `# comment`; pronunciations: `@say SQL = sequel`, "
+               "`@say gif = /dʒˈɪf/` (espeak IPA).")
 
 
 def build_app() -> gr.Blocks:
