@@ -95,3 +95,32 @@ def test_vocoder_training_runs_and_resumes(tmp_path):
     assert list((tmp_path / "run" / "samples").glob("copy_*.wav"))
     res = subprocess.run(cmd + ["--set", "train.max_steps=3"], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert res.returncode == 0 and load_checkpoint(tmp_path / "run" / "last.pt")["train_state"]["step"] == 3
+
+
+def test_gta_mels_line_up_with_the_audio_and_feed_the_vocoder(tmp_path, tiny_checkpoint_dir):
+    import numpy as np
+
+    from studio.audio import AudioConfig
+    from studio.checkpoint import load_checkpoint
+    from studio.text import Frontend, Vocab
+    from studio.training.dataset import TTSDataset, VocoderDataset
+    from studio.training.gta import dump_gta
+    from tests.test_tacotron import _tiny_corpus
+
+    corpus = _tiny_corpus(tmp_path)
+    ckpt = tiny_checkpoint_dir / "tacotron.pt"
+    assert dump_gta(ckpt, corpus, tmp_path / "gta", batch_size=3) == 8
+    assert dump_gta(ckpt, corpus, tmp_path / "gta", batch_size=3) == 0  # resumable: nothing left to do
+    blob = load_checkpoint(ckpt)
+    ds = TTSDataset(corpus, AudioConfig(), Frontend(Vocab(blob["vocab"]), "phonemes"),
+                    speakers=[s["id"] for s in blob["speakers"]])
+    for i in range(len(ds)):
+        gta = np.load(tmp_path / "gta" / f"{ds.items[i].id}.npy")
+        real = ds[i]["mel"].numpy()
+        assert gta.shape == real.shape and np.isfinite(gta).all()
+        assert not np.allclose(gta, real, atol=0.1)  # the (random) model's prediction, not a copy
+    vds = VocoderDataset(ds, segment_frames=10, mel_dir=tmp_path / "gta")
+    item = vds[0]
+    gta = torch.from_numpy(np.load(tmp_path / "gta" / f"{item['id']}.npy").astype(np.float32))
+    hits = [s for s in range(len(gta) - 9) if torch.equal(item["mel"], gta[s : s + 10])]
+    assert hits and item["wav"].shape == (10 * 200,)

@@ -171,12 +171,15 @@ class VocoderDataset(Dataset):
     """Random (audio, mel) segments for vocoder training, from the same folders.
 
     The mel comes from the acoustic dataset's cache (ground-truth mels), so the vocoder sees
-    exactly the features the acoustic models are trained to predict. Frame i pairs with
-    samples [i * hop, (i + 1) * hop).
+    exactly the features the acoustic models are trained to predict, or, with `mel_dir`, from
+    an acoustic model's teacher-forced predictions (`studio.training.gta`; utterances without
+    one fall back to the real mel). Frame i is centred on sample i * hop.
     """
 
-    def __init__(self, acoustic: TTSDataset, segment_frames: int = 40, seed: int = 0):
+    def __init__(self, acoustic: TTSDataset, segment_frames: int = 40, seed: int = 0,
+                 mel_dir: str | Path | None = None):
         self.acoustic = acoustic
+        self.mel_dir = Path(mel_dir) if mel_dir else None
         self.segment_frames = segment_frames
         self.hop = acoustic.audio.hop_length
         self.items = [i for i in range(len(acoustic)) if acoustic.frame_count(i) > segment_frames + 2]
@@ -189,6 +192,9 @@ class VocoderDataset(Dataset):
         i = self.items[k]
         it = self.acoustic.items[i]
         mel = self.acoustic[i]["mel"]
+        if self.mel_dir is not None and (self.mel_dir / f"{it.id}.npy").exists():
+            gta = torch.from_numpy(np.load(self.mel_dir / f"{it.id}.npy").astype(np.float32))
+            mel = gta[: len(mel)]
         wav, _ = load_wav(self.acoustic.root / "wavs" / f"{it.id}.wav", self.acoustic.audio.sample_rate)
         n = min(len(mel), len(wav) // self.hop)
         start = self.rng.randint(0, max(0, n - self.segment_frames))

@@ -118,6 +118,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--config", type=Path, help="JSON file with model/train/audio sections")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override one setting")
     ap.add_argument("--init", type=Path, help="start from this checkpoint's weights")
+    ap.add_argument("--gta", type=Path, help="wavenet: train on these teacher-forced mels (studio.training.gta)")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
 
@@ -144,7 +145,7 @@ def main(argv: list[str] | None = None) -> None:
 
         mcfg.n_mels, mcfg.hop_length, mcfg.sample_rate = audio.n_mels, audio.hop_length, audio.sample_rate
         mcfg.n_speakers = len(ds.speakers)
-        vds = VocoderDataset(ds, seed=tcfg.seed)
+        vds = VocoderDataset(ds, seed=tcfg.seed, mel_dir=args.gta)
     else:
         mcfg.n_symbols, mcfg.n_mels, mcfg.n_speakers = len(vocab), audio.n_mels, len(ds.speakers)
     torch.manual_seed(tcfg.seed)
