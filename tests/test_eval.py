@@ -91,11 +91,16 @@ def test_quality_eval_and_report_end_to_end(tmp_path, tiny_checkpoint_dir):
     assert 0 <= row["teacher_wer"] <= 1 and row["wer"] >= 0 and row["mcd_db"] > 0
     assert res["hard"]["sentences"] == 20 and 0 <= res["hard"]["mean_focus_rate"] <= 1
     assert (tmp_path / "align_tacotron.png").is_file()
-    out = subprocess.run(base + ["report", "--reports", str(tmp_path)], capture_output=True, text=True, cwd=ROOT,
-                         timeout=300)
+    readme = tmp_path / "README.md"
+    readme.write_text("# Title\n\nProse stays.\n\n<!-- numbers -->\nold table\n")
+    out = subprocess.run(base + ["report", "--reports", str(tmp_path), "--readme", str(readme)], capture_output=True,
+                         text=True, cwd=ROOT, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
     report = (tmp_path / "eval.md").read_text()
     assert "| tacotron | griffinlim | slt | 2 |" in report and "align_tacotron.png" in report
+    text = readme.read_text()
+    assert text.startswith("# Title\n\nProse stays.\n\n<!-- numbers -->\n") and "old table" not in text
+    assert "| tacotron | griffinlim | slt | 2 |" in text
 
 
 def test_wavenet_speed_reports_the_fold_sweep():

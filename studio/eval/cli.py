@@ -19,6 +19,7 @@ def add_eval_arguments(p) -> None:
     p.add_argument("--no-hard", action="store_true", help="skip the hard-sentence alignment check")
     p.add_argument("--no-peers", action="store_true", help="speed: skip the peer implementations")
     p.add_argument("--reports", type=Path, default=REPORTS)
+    p.add_argument("--readme", type=Path, help="report: also rewrite the tables below '<!-- numbers -->' in this file")
 
 
 def run_eval(args) -> None:
@@ -32,6 +33,11 @@ def run_eval(args) -> None:
 
         path = write_report(out_dir)
         print(json.dumps({"report": str(path)}) if args.json else f"wrote {path}")
+        if args.readme:
+            from studio.eval.report import update_readme
+
+            update_readme(args.readme, out_dir)
+            print(json.dumps({"readme": str(args.readme)}) if args.json else f"updated {args.readme}")
         return
     engine = Engine(args.checkpoints)
     if args.what == "quality":

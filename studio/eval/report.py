@@ -50,8 +50,9 @@ def speed_table(speed: dict) -> str:
     wn = speed.get("wavenet_generation")
     if wn:
         by_line = ", ".join(f"{k} line {v}" for k, v in wn.get("folded_rtf_by_line", {}).items())
-        rows.append(f"| WaveNet, folded batch generation ({wn.get('layers', '')}, {wn['parameters'] / 1e6:.2f} M params) | "
-                    f"{wn['folded_rtf']} | fold {wn['fold_seconds']} s ({by_line}); naive sample-by-sample "
+        what = ", ".join(x for x in (wn.get("layers"), f"{wn['parameters'] / 1e6:.2f} M params") if x)
+        rows.append(f"| WaveNet, folded batch generation ({what}) | "
+                    f"{wn['folded_rtf']} | fold {wn['fold_seconds']} s{f' ({by_line})' if by_line else ''}; naive sample-by-sample "
                     f"{wn['naive_rtf']}; torchaudio WaveRNN ({wn['wavernn_parameters'] / 1e6:.2f} M) {wn['wavernn_rtf']} |")
     rows.append(f"\nPeak resident memory: {speed.get('peak_rss_mb')} MB, {speed.get('threads')} threads.")
     return "\n".join(rows)
@@ -121,3 +122,20 @@ def write_report(d: Path) -> Path:
     path = d / "eval.md"
     path.write_text("\n".join(parts))
     return path
+
+
+README_MARKER = "<!-- numbers -->"
+
+
+def update_readme(readme: Path, d: Path) -> None:
+    """Replace everything after README_MARKER with the tables of reports/*.json."""
+    results = _load(d)
+    text = readme.read_text()
+    if README_MARKER not in text:
+        raise ValueError(f"{readme} has no {README_MARKER} line")
+    parts = ["", "### Quality on held-out sentences (pocketsphinx WER beside the teacher's own WER)", "",
+             quality_table(results), "", "### Alignment health on the hard-sentence list (no retakes)", "",
+             hard_table(results), ""]
+    if "speed" in results:
+        parts += ["### Speed", "", speed_table(results["speed"]), ""]
+    readme.write_text(text[: text.index(README_MARKER) + len(README_MARKER)] + "\n" + "\n".join(parts))
