@@ -111,3 +111,16 @@ def test_wavenet_speed_reports_the_fold_sweep():
     assert r["folded_rtf"] == r["folded_rtf_by_line"]["0.1s"] == r["fold_sweep"]["0.1s fold, 0.1s line"]
     assert min(r["fold_sweep"].values()) > 0 and r["naive_rtf"] > 0 and r["wavernn_rtf"] > 0
     assert r["receptive_field"] == 1 + 2 * (2**8 - 1)
+
+
+def test_wer_ratio_interval_is_paired_and_covers_the_point_estimate():
+    from studio.eval.metrics import corpus_wer, wer_ratio_interval
+
+    refs = [f"the cat number {w} sat on the mat" for w in "one two three four five six seven eight".split()]
+    teacher = [r.replace("cat", "hat") for r in refs]  # one error per sentence
+    model = [r.replace("cat", "hat").replace("mat", "map") if i % 2 else r.replace("cat", "hat")
+             for i, r in enumerate(refs)]  # 1.5 errors per sentence on average
+    point = corpus_wer(list(zip(refs, model))) / corpus_wer(list(zip(refs, teacher)))
+    lo, hi = wer_ratio_interval(refs, model, teacher)
+    assert lo <= point <= hi and 1.0 <= lo < hi <= 2.0
+    assert wer_ratio_interval(refs, teacher, teacher) == (1.0, 1.0)  # paired: identical lists never differ

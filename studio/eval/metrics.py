@@ -46,6 +46,21 @@ def corpus_wer(pairs: list[tuple[str, str]]) -> float:
     return errors / max(1, sum(len(words(r)) for r, _ in pairs))
 
 
+def wer_ratio_interval(refs: list[str], hyps: list[str], teacher_hyps: list[str], n: int = 2000,
+                       seed: int = 0, level: float = 0.95) -> tuple[float, float]:
+    """Paired bootstrap over sentences of corpus WER(model) / corpus WER(teacher).
+
+    The same resampled sentences score both, so the interval shows how much of a ratio is the
+    luck of a small sentence list (15 sentences of ~7 words move a ratio by tenths)."""
+    ref_len = np.array([len(words(r)) for r in refs], dtype=float)
+    err_m = np.array([edit_distance(words(r), words(h)) for r, h in zip(refs, hyps)], dtype=float)
+    err_t = np.array([edit_distance(words(r), words(h)) for r, h in zip(refs, teacher_hyps)], dtype=float)
+    idx = np.random.default_rng(seed).integers(0, len(refs), size=(n, len(refs)))  # (n, sentences)
+    ratios = err_m[idx].sum(1) / np.maximum(err_t[idx].sum(1), 1.0)
+    lo, hi = np.quantile(ratios, [(1 - level) / 2, (1 + level) / 2])
+    return round(float(lo), 3), round(float(hi), 3)
+
+
 class Recognizer:
     """pocketsphinx's bundled en-US model, one decoder per instance (not thread-safe: locked)."""
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from studio.audio import AudioConfig, mel_spectrogram
-from studio.eval.metrics import Recognizer, corpus_wer, mcd, pesq_wb, stoi
+from studio.eval.metrics import Recognizer, corpus_wer, mcd, pesq_wb, stoi, wer_ratio_interval
 from studio.text import normalize
 
 log = logging.getLogger(__name__)
@@ -90,6 +90,7 @@ def evaluate_quality(engine, model: str, vocoder: str = "griffinlim", voices: li
         if model != "teacher":
             row["wer"] = round(corpus_wer(list(zip(refs, hyps_m))), 4)
             row["wer_ratio"] = round(row["wer"] / max(row["teacher_wer"], 1e-6), 3)
+            row["wer_ratio_ci95"] = list(wer_ratio_interval(refs, hyps_m, hyps_t))
             row["mcd_db"] = round(float(np.mean(mcds)), 3)
             row["duration_ratio"] = round(float(np.mean(ratios)), 3)
             row["examples"] = [{"ref": r, "teacher": t, "model": m}

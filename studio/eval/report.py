@@ -13,15 +13,17 @@ def _load(d: Path) -> dict[str, dict]:
 
 
 def quality_table(results: dict[str, dict]) -> str:
-    rows = ["| model | vocoder | voice | sentences | WER | teacher WER | WER / teacher | MCD (dB) | duration ratio "
+    rows = ["| model | vocoder | voice | sentences | WER | teacher WER | WER / teacher (95% CI) | MCD (dB) | duration ratio "
             "| PESQ | STOI |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     for name, r in results.items():
         if not name.startswith("quality_"):
             continue
         for v, row in r["voices"].items():
             cells = [r["model"], r["vocoder"] if r["model"] != "teacher" else "-", v, str(r.get("sentences", "-"))]
-            cells += [str(row.get(k, "-")) for k in ("wer", "teacher_wer", "wer_ratio", "mcd_db", "duration_ratio",
-                                                      "pesq_wb", "stoi")]
+            cells += [str(row.get(k, "-")) for k in ("wer", "teacher_wer")]
+            ci = row.get("wer_ratio_ci95")
+            cells.append(f"{row['wer_ratio']} ({ci[0]}-{ci[1]})" if ci else str(row.get("wer_ratio", "-")))
+            cells += [str(row.get(k, "-")) for k in ("mcd_db", "duration_ratio", "pesq_wb", "stoi")]
             rows.append("| " + " | ".join(cells) + " |")
     return "\n".join(rows)
 
