@@ -1,5 +1,6 @@
 import math
 
+import numpy as np
 import torch
 
 from studio.vocoders.wavenet import WaveNet, WaveNetConfig, fold, mu_law_decode, mu_law_encode, unfold
@@ -51,6 +52,18 @@ def test_free_generation_is_seeded():
     mel, spk = torch.randn(1, 3, 80), torch.tensor([0])
     a, b = model.generate(mel, spk, seed=1), model.generate(mel, spk, seed=1)
     assert a.shape == (1, 24) and torch.equal(a, b)
+    assert torch.equal(model.generate(None, spk, seed=1, cond=model.condition(mel)), a)
+
+
+def test_vocoder_folds_a_line_into_one_batch():
+    from studio.vocoders.wavenet import WaveNetVocoder
+
+    cfg = tiny(fold_seconds=8 * 5 / 16000, fold_overlap_seconds=8 / 16000)  # 5-frame folds, 1-frame overlap
+    voc = WaveNetVocoder(WaveNet(cfg), ["slt", "rms"])
+    mel = torch.randn(23, 80).numpy()
+    wav = voc.infer(mel, "rms", seed=3)
+    assert wav.shape == (23 * 8,) and wav.dtype == np.float32 and np.abs(wav).max() <= 1.0
+    assert np.array_equal(wav, voc.infer(mel, "rms", seed=3)) and not np.array_equal(wav, voc.infer(mel, "slt", seed=3))
 
 
 def test_fold_unfold_reconstructs_the_signal():

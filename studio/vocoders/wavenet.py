@@ -167,8 +167,9 @@ class WaveNet(nn.Module):
     # ------------------------------------------------------------------ generation
 
     @torch.inference_mode()
-    def generate(self, mel: torch.Tensor, speaker: torch.Tensor, seed: int = 0,
-                 teacher: torch.Tensor | None = None, temperature: float | None = None) -> torch.Tensor:
+    def generate(self, mel: torch.Tensor | None, speaker: torch.Tensor, seed: int = 0,
+                 teacher: torch.Tensor | None = None, temperature: float | None = None,
+                 cond: torch.Tensor | None = None) -> torch.Tensor:
         """Sample-by-sample generation with per-layer queues of past activations.
 
         Every sample costs a handful of in-place ATen calls per layer on preallocated buffers, so
@@ -186,13 +187,17 @@ class WaveNet(nn.Module):
         With `teacher` (B, T_wav) mu-law classes, each step is fed the true previous sample and
         the logits are returned instead of samples: this equals `logits` (tested).
 
+        `cond` (B, cond_channels, T_mel), the output of `condition`, replaces `mel`: a folded
+        line conditions every fold on features computed over the whole line.
+
         Shapes: mel (B, T_mel, n_mels), speaker (B,) -> classes (B, T_mel * hop) (or logits
         (B, C, T_wav) with a teacher of T_wav <= T_mel * hop samples)
         """
         cfg = self.cfg
         C, H, k, hop = cfg.quantize_channels, cfg.gate_channels // 2, cfg.kernel_size, cfg.hop_length
-        B, dev = mel.shape[0], mel.device
-        T = mel.shape[1] * hop if teacher is None else teacher.shape[1]
+        c = self.condition(mel) if cond is None else cond  # (B, cond, T_mel)
+        B, dev = c.shape[0], c.device
+        T = c.shape[-1] * hop if teacher is None else teacher.shape[1]
         temp = 1.0 if teacher is not None else cfg.temperature if temperature is None else temperature
         blocks = list(self.blocks)
         L = len(blocks)
@@ -200,7 +205,6 @@ class WaveNet(nn.Module):
 
         # Per-frame conditioning of every layer, the filter half scaled by -2 for the sigmoid form of tanh.
         gate = torch.cat([torch.full((H,), -2.0, device=dev), torch.ones(H, device=dev)])
-        c = self.condition(mel)  # (B, cond, T_mel)
         g = self.speaker_embedding(speaker)
         w_cond = torch.cat([b.cond.weight[:, :, 0] * gate[:, None] for b in blocks])  # (L*G, cond)
         const = torch.stack([(b.speaker(g) + b.conv.bias) * gate for b in blocks])  # (L, B, G)
@@ -268,9 +272,10 @@ class WaveNet(nn.Module):
 
 
 def fold(mel: torch.Tensor, frames: int, overlap: int) -> tuple[torch.Tensor, int]:
-    """Cut a mel into overlapping segments of `frames` (+ `overlap` each side).
+    """Cut frame-rate features (a mel, or the vocoder's conditioning) into overlapping segments
+    of `frames` (+ `overlap` each side).
 
-    Shapes: mel (T_mel, n_mels) -> (N, frames + 2 * overlap, n_mels), and N.
+    Shapes: mel (T_mel, D) -> (N, frames + 2 * overlap, D), and N.
     """
     T = mel.shape[0]
     n = max(1, math.ceil(T / frames))
@@ -327,8 +332,9 @@ class WaveNetVocoder:
         m = torch.as_tensor(np.asarray(mel), dtype=torch.float32)
         frames = max(1, int(round(cfg.fold_seconds * cfg.sample_rate / cfg.hop_length)))
         overlap = max(0, int(round(cfg.fold_overlap_seconds * cfg.sample_rate / cfg.hop_length)))
-        segs, n = fold(m, frames, overlap)
+        c = self.model.condition(m[None])[0].T  # (T_mel, cond): the whole line's context in every fold
+        segs, n = fold(c, frames, overlap)  # (N, frames + 2 * overlap, cond)
         spk = torch.full((n,), self.speakers.get(voice, 0), dtype=torch.long)
-        q = self.model.generate(segs, spk, seed=seed)  # (N, seg_samples)
+        q = self.model.generate(None, spk, seed=seed, cond=segs.transpose(1, 2))  # (N, seg_samples)
         wav = mu_law_decode(q, cfg.quantize_channels)
         return unfold(wav, cfg.hop_length, frames, overlap, len(m)).numpy().astype(np.float32)
