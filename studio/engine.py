@@ -358,7 +358,8 @@ class Engine:
         speaker = self._speaker(am, voice)
         self.vocoder(vocoder, am.audio)  # refuse a mismatched pair before the acoustic work
         # a retake re-prepares clauses of already respelled text: only the phonemes still apply
-        phonemes = {w: v for w, v in (lexicon or {}).items() if v.startswith("/")}
+        respellings, _ = split_lexicon(lexicon)
+        phonemes = {w: v for w, v in (lexicon or {}).items() if w not in respellings}
         t0 = time.perf_counter()
         segments = [self._infer_segment(am, p, speaker, seed, retake, phonemes) for p in prepared]
         acoustic_s = time.perf_counter() - t0

@@ -52,7 +52,6 @@ def wer_ratio_interval(refs: list[str], hyps: list[str], teacher_hyps: list[str]
 
     The same resampled sentences score both, so the interval shows how much of a ratio is the
     luck of a small sentence list (15 sentences of ~7 words move a ratio by tenths)."""
-    ref_len = np.array([len(words(r)) for r in refs], dtype=float)
     err_m = np.array([edit_distance(words(r), words(h)) for r, h in zip(refs, hyps)], dtype=float)
     err_t = np.array([edit_distance(words(r), words(h)) for r, h in zip(refs, teacher_hyps)], dtype=float)
     idx = np.random.default_rng(seed).integers(0, len(refs), size=(n, len(refs)))  # (n, sentences)
