@@ -263,4 +263,38 @@ def test_twenty_concurrent_clients(served):
 
     res = run_load(served, clients=20, lines=3)
     assert res["errors"] == 0, res["error_samples"]
+    # a dropped connection is retried once and counted; more than a few would be a server problem
+    assert res["retried"] <= 2, res["retry_samples"]
     assert res["p50_s"] <= res["p90_s"] <= res["p99_s"]
+
+
+def test_load_run_retries_a_dropped_connection_once(monkeypatch):
+    import gradio_client
+    import httpx
+
+    from studio.eval.load import run_load
+
+    calls = {"n": 0}
+
+    class FlakyClient:  # first request's connection drops, the rest answer like the studio
+        def __init__(self, url, verbose=False):
+            pass
+
+        def submit(self, *args, api_name=None):
+            calls["n"] += 1
+            n = calls["n"]
+
+            class Job:
+                def result(self, timeout=None):
+                    if n == 1:
+                        raise httpx.RemoteProtocolError("peer closed connection")
+                    if n == 2 and args[0].startswith("slt"):
+                        return [None, None, None, "Done: 3 lines"]
+                    return [None, None, None, "Error: nothing"]
+            return Job()
+
+    monkeypatch.setattr(gradio_client, "Client", FlakyClient)
+    res = run_load("http://127.0.0.1:1/", clients=1, lines=3)
+    assert (res["errors"], res["retried"]) == (0, 1) and "RemoteProtocolError" in res["retry_samples"][0]
+    res = run_load("http://127.0.0.1:1/", clients=1, lines=3)  # a studio error is never retried
+    assert (res["errors"], res["retried"]) == (1, 0) and "unexpected result" in res["error_samples"][0]
