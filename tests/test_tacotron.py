@@ -143,6 +143,14 @@ def test_train_infer_resume(tmp_path):
     steps = [int(line.split(",")[0]) for line in (run / "scalars.csv").read_text().splitlines()[1:]]
     assert steps == [1, 2, 3, 4, 5]
 
+    # fine-tune the exported r=4 model at r=2
+    res = subprocess.run(cmd[:6] + ["--out", str(tmp_path / "r2"), "--init", str(tmp_path / "ship" / "tacotron.pt"),
+                                    "--set", "model.r=2", "--set", "train.max_steps=4", "--set", "train.batch_size=4"],
+                         cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert "initialising an r=2 model from an r=4 checkpoint" in res.stderr
+    assert load_checkpoint(tmp_path / "r2" / "last.pt")["config"]["r"] == 2
+
 
 def test_ddp_two_processes_on_gloo(tmp_path):
     corpus = _tiny_corpus(tmp_path)
@@ -202,3 +210,26 @@ def test_character_model_trains(frontend):
     cfg = tiny_tacotron_config(n_symbols=len(Vocab.characters()), frontend=frontend)
     model = Tacotron(cfg)
     assert torch.isfinite(model(make_batch(cfg))["loss"])
+
+
+def test_fewer_frames_per_step_keeps_the_first_frames(tmp_path):
+    from studio.checkpoint import config_from_dict
+    from studio.models.tacotron import TacotronConfig, fewer_frames_per_step
+
+    cfg = tiny_tacotron_config()
+    cfg.r, cfg.prenet_dropout = 4, 0.0  # no dropout: both models see the same step 0
+    old = Tacotron(cfg).eval()
+    save_checkpoint(tmp_path / "r4.pt", old, "tacotron", cfg, AudioConfig(n_mels=cfg.n_mels))
+    blob = fewer_frames_per_step(load_checkpoint(tmp_path / "r4.pt"), 2)
+    assert blob["config"]["r"] == 2 and blob["config"]["max_steps_per_token"] == 2 * cfg.max_steps_per_token
+    new = Tacotron(config_from_dict(TacotronConfig, blob["config"])).eval()
+    new.load_state_dict({k: v.float() for k, v in blob["state_dict"].items()})  # strict: every weight fits
+    batch = make_batch(cfg)
+    with torch.no_grad():
+        a, b = old(batch), new(batch)
+    # decoder step 0 of the r=2 model predicts the first 2 of the 4 frames of the r=4 model's step 0
+    torch.testing.assert_close(b["mel_before"][:, :2], a["mel_before"][:, :2])
+    torch.testing.assert_close(b["stop_logits"][:, 0], a["stop_logits"][:, 0])
+    assert b["alignment"].shape[1] == 2 * a["alignment"].shape[1] - 1  # 37 frames: 19 vs 10 steps
+    with pytest.raises(ValueError):
+        fewer_frames_per_step(blob, 3)

@@ -132,6 +132,17 @@ def main(argv: list[str] | None = None) -> None:
     if args.config:
         apply_json(args.config, targets)
     parse_overrides(args.set, targets)
+    if init_blob and args.model == "tacotron" and mcfg.r != init_blob["config"]["r"]:
+        from studio.models.tacotron import fewer_frames_per_step
+
+        r0 = init_blob["config"]["r"]
+        try:  # fine-tune at a smaller reduction factor (--set model.r=2 on an r=4 checkpoint)
+            init_blob = fewer_frames_per_step(init_blob, mcfg.r)
+        except ValueError as e:
+            raise SystemExit(f"--init {args.init}: {e}") from None
+        mcfg.max_steps_per_token = init_blob["config"]["max_steps_per_token"]
+        mcfg.eos_hold_steps = init_blob["config"]["eos_hold_steps"]
+        log.info("initialising an r=%d model from an r=%d checkpoint", mcfg.r, r0)
 
     vocoder = args.model == "wavenet"
     kind = "phonemes" if vocoder else mcfg.frontend
