@@ -187,7 +187,11 @@ def griffin_lim(
     `power` > 1 sharpens the magnitudes before phase recovery (Tacotron, section 3.4), which
     can reduce the smear on over-smoothed predicted mels; the overall energy is kept. The
     default 1.0 is the faithful inversion: on teacher mels it gives a mel spectral
-    convergence of 0.09-0.12 where 1.3 gives 0.18-0.21.
+    convergence of 0.09-0.12 where 1.3 gives 0.18-0.21. It is also the most intelligible: on the
+    6,921-step r=4 Tacotron's mels (slt, 30 held-out sentences) pocketsphinx's WER over the
+    teacher's was 1.44 at power 1.0, 2.11 at 1.2 and 2.84 at 1.4. More iterations buy nothing
+    either: copy synthesis of kal16 (40 sentences) gave 1.00x the teacher's WER at 32, 0.99x at 64,
+    1.06x at 128.
 
     Shapes:
         mel: (T_mel, n_mels)
