@@ -15,6 +15,7 @@ from pathlib import Path
 import gradio as gr
 import numpy as np
 import pytest
+import soundfile as sf
 
 from studio.ui import handlers as h
 from tests.conftest import ROOT
@@ -40,12 +41,12 @@ def test_generate_streams_line_by_line():
     assert len(updates) == 1 + 3 + 1  # start, one per spoken line, final
     table, line_audio, track, status, state = updates[-1]
     assert [row[0] for row in table] == [2, 3, 5] and [row[2] for row in table] == ["slt", "rms", "awb"]
-    sr, wav = track
+    wav, sr = sf.read(track)
     assert sr == 16000 and len(wav) > 0
     assert "Done: 3 lines" in status
     assert state["result"] is not None and len(state["lines"]) == 3
-    sr, first = updates[1][1]  # the first line is playable before the rest are rendered
-    assert len(first) > 0
+    first, _ = sf.read(updates[1][1])  # the first line is playable before the rest are rendered
+    assert len(first) > 0 and updates[1][1] != updates[2][1]  # every take gets a file of its own
     assert h.first_line(state) == 2  # script line numbers: line 1 is the cast
 
 
@@ -76,7 +77,7 @@ def test_regenerate_inspect_export_and_reopen(tmp_path):
     reopened = out[-1]
     assert reopened["line_seeds"][3] == old.seed + 1
     *_, final = h.generate(out[0], out[1], out[2], out[3], out[4], out[5], reopened)
-    np.testing.assert_array_equal(final[2][1], track[1])  # the same track as before saving
+    np.testing.assert_array_equal(sf.read(final[2])[0], sf.read(track)[0])  # the same track as before saving
     with pytest.raises(gr.Error, match="Pick a line|no rendered line"):
         h.inspect(99, 0, 0, session)
     with pytest.raises(gr.Error, match="Generate"):
@@ -111,7 +112,7 @@ def test_cast_detection_and_apply():
 def test_compare_two_configurations():
     out = h.compare("Compare this line.", "tacotron", "griffinlim", "slt", "tacotron", "griffinlim", "rms",
                     h.new_session())
-    assert len(out) == 8 and out[0][1].size > 0 and out[4][1].size > 0
+    assert len(out) == 8 and sf.read(out[0])[0].size > 0 and sf.read(out[4])[0].size > 0
     assert "RTF" in out[3] and "voice rms" in out[7]
 
 
@@ -121,7 +122,7 @@ def test_dub_tab_marks_cues_that_do_not_fit(long_engine):
     srt += "\n5\n00:00:11,000 --> 00:00:11,200\nThis is far too long for a fifth of a second.\n"
     updates = list(h.dub(None, srt, "slt", "tacotron", "griffinlim", 1.6, h.new_session()))
     table, audio, files, status, session = updates[-1]
-    assert len(table) == 5 and audio[1].size > 0
+    assert len(table) == 5 and sf.read(audio)[0].size > 0
     assert {Path(f).suffix for f in files} >= {".wav", ".srt", ".vtt"}
     assert "do not fit" in status and table[-1][7].startswith("✗")
     with pytest.raises(gr.Error, match="line 2"):

@@ -47,7 +47,8 @@ def run_load(url: str, clients: int = 20, lines: int = 3, voice: str = "slt", mo
         dropped = None
         for _ in range(2):
             try:
-                return time.perf_counter() - t, attempt(), dropped
+                error = attempt()
+                return time.perf_counter() - t, error, dropped
             except httpx.TransportError as e:  # the connection, not the studio: try once more
                 if dropped is not None:
                     return time.perf_counter() - t, f"{type(e).__name__} twice: {e}", dropped

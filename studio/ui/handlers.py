@@ -217,8 +217,20 @@ def _table(lines: list[RenderedLine], rows: list[list] | None = None) -> list[li
     return rows if rows is not None else [_line_row(rl) for rl in lines]
 
 
-def _to_audio(wav: np.ndarray, sr: int):
-    return (sr, (np.clip(wav, -1, 1) * 32767).astype(np.int16))
+def _to_audio(wav: np.ndarray, sr: int, session: dict, name: str) -> str:
+    """A WAV file of this session's, under a name never used before, for an Audio output.
+
+    Not a (rate, array) tuple: Gradio writes those to a cache path named by the samples' hash, in
+    place, so two sessions that render the same line (same text, voice and seed) rewrite one file
+    while the other's browser downloads it, and the download is cut short (seen in the 20-client
+    load run). A file handed over by path is copied into the cache under a temporary name and
+    renamed, which is safe."""
+    d = _outdir(session)
+    path = d / f"{name}_{uuid.uuid4().hex[:8]}.wav"
+    tmp = d / f".{path.name}.tmp.wav"
+    save_wav(tmp, wav, sr)
+    tmp.replace(path)
+    return str(path)
 
 
 @user_errors
@@ -249,14 +261,14 @@ def generate(script: str, model: str, vocoder: str, voice: str, speed: float, pi
         pending = 0.0
         lines.append(rl)
         status = f"Rendered {len(lines)} of {len(spoken)} lines ({time.perf_counter() - t0:.1f} s)."
-        yield (_table(lines), _to_audio(rl.audio, sr), gr.skip(), status, gr.skip())
+        yield (_table(lines), _to_audio(rl.audio, sr, session, f"line{rl.number}"), gr.skip(), status, gr.skip())
     settings = {"model": model, "vocoder": vocoder, "default_voice": voice, "speed": speed, "pitch": pitch}
     result = assemble_script(lines, script, sr, settings, time.perf_counter() - t0)
     session.update(lines=lines, source=script, settings=settings, sample_rate=sr, result=result)
     bad = sum(1 for rl in lines if rl.row()["health"] != "healthy")
     status = (f"Done: {len(lines)} lines, {len(result.audio) / sr:.1f} s of audio in {result.seconds:.1f} s"
               + (f"; {bad} line(s) with alignment problems (see Inspect)." if bad else "."))
-    yield (_table(lines), gr.skip(), _to_audio(result.audio, sr), status, session)
+    yield (_table(lines), gr.skip(), _to_audio(result.audio, sr, session, "track"), status, session)
 
 
 def _apply_defaults(script, speed: float, pitch: float) -> None:
@@ -289,7 +301,8 @@ def regenerate(line_no, session: dict):
     session.update(lines=new_lines, result=result)
     session.setdefault("line_seeds", {})[rl.number] = rl.seed
     sr = session["sample_rate"]
-    return (_table(new_lines), _to_audio(rl.audio, sr), _to_audio(result.audio, sr),
+    return (_table(new_lines), _to_audio(rl.audio, sr, session, f"line{rl.number}"),
+            _to_audio(result.audio, sr, session, "track"),
             f"Line {rl.number} regenerated (take {rl.seed + 1}).", session)
 
 
@@ -472,7 +485,7 @@ def compare(text: str, model_a, vocoder_a, voice_a, model_b, vocoder_b, voice_b,
         info = (f"**{m} + {v}, voice {voice}**: {t['audio_s']:.2f} s of audio in {t['compute_s']:.2f} s "
                 f"(acoustic {t['acoustic_s']:.2f} s, vocoder {t['vocoder_s']:.2f} s, RTF {t['rtf']:.2f})\n\n"
                 + verdict)
-        out += [_to_audio(take.audio, take.sample_rate), mel, align, info]
+        out += [_to_audio(take.audio, take.sample_rate, session, f"compare_{tag}"), mel, align, info]
     return tuple(out)
 
 
@@ -517,7 +530,7 @@ def dub(subs_file, subs_text: str, voice: str, model: str, vocoder: str, max_rat
         status += f" {misfits} cue(s) do not fit even at x{max_rate:.2f} (marked ✗)."
     if result.warnings:
         status += "\n\n" + "\n".join(f"- {w}" for w in result.warnings[:10])
-    yield [_dub_row(r) for r in result.lines], _to_audio(result.audio, sr), files, status, session
+    yield [_dub_row(r) for r in result.lines], _to_audio(result.audio, sr, session, "dub"), files, status, session
 
 
 def load_example_subtitles(name: str) -> str:
