@@ -118,3 +118,20 @@ def test_engine_serves_transformer_with_every_head(tmp_path):
     seg = take.segments[0]
     assert seg.alignment.ndim == 4 and seg.alignment.shape[:2] == (2, 2)
     assert seg.timing_alignment.shape == seg.alignment.shape[2:]
+
+
+def test_fewer_frames_per_step_keeps_the_first_frames(tmp_path):
+    from studio.checkpoint import config_from_dict
+    from studio.models.tacotron import fewer_frames_per_step
+
+    cfg = tiny(r=4, prenet_dropout=0.0)
+    old = TransformerTTS(cfg).eval()
+    save_checkpoint(tmp_path / "r4.pt", old, "transformer_tts", cfg, AudioConfig(n_mels=cfg.n_mels))
+    blob = fewer_frames_per_step(load_checkpoint(tmp_path / "r4.pt"), 2)
+    new = TransformerTTS(config_from_dict(TransformerTTSConfig, blob["config"])).eval()
+    new.load_state_dict({k: v.float() for k, v in blob["state_dict"].items()})
+    batch = make_batch(cfg)
+    with torch.no_grad():
+        a, b = old(batch), new(batch)
+    # causal decoding: step 0 sees only the go frame, so the r=2 model's first 2 frames are the r=4 model's
+    torch.testing.assert_close(b["mel_before"][:, :2], a["mel_before"][:, :2])

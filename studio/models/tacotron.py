@@ -63,8 +63,9 @@ class TacotronConfig:
 
 
 def fewer_frames_per_step(blob: dict, r: int) -> dict:
-    """A checkpoint blob of an r0-frames-per-step Tacotron, turned into an r-frames-per-step one
-    (r < r0, r0 a multiple of r) to fine-tune: every weight carries over.
+    """A checkpoint blob of an r0-frames-per-step Tacotron (or Transformer-TTS: the same names),
+    turned into an r-frames-per-step one (r < r0, r0 a multiple of r) to fine-tune: every weight
+    carries over.
 
     Decoder step k of the old model predicts the r0 frames that follow its input frame; the new
     step predicts the first r of them, so the mel projection keeps its first r * n_mels outputs.

@@ -132,7 +132,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.config:
         apply_json(args.config, targets)
     parse_overrides(args.set, targets)
-    if init_blob and args.model == "tacotron" and mcfg.r != init_blob["config"]["r"]:
+    if init_blob and args.model in ("tacotron", "transformer_tts") and mcfg.r != init_blob["config"]["r"]:
         from studio.models.tacotron import fewer_frames_per_step
 
         r0 = init_blob["config"]["r"]
