@@ -299,3 +299,15 @@ def test_load_run_retries_a_dropped_connection_once(monkeypatch):
     assert (res["errors"], res["retried"]) == (0, 1) and "RemoteProtocolError" in res["retry_samples"][0]
     res = run_load("http://127.0.0.1:1/", clients=1, lines=3)  # a studio error is never retried
     assert (res["errors"], res["retried"]) == (1, 0) and "unexpected result" in res["error_samples"][0]
+
+
+def test_take_files_do_not_pile_up():
+    session = h.new_session()
+    first = Path(h._to_audio(np.zeros(1600), 16000, session, "line2"))
+    other = Path(h._to_audio(np.zeros(1600), 16000, session, "line21"))
+    old = time.time() - h.TAKE_FILE_TTL_S - 1
+    os.utime(first, (old, old))
+    os.utime(other, (old, old))
+    second = Path(h._to_audio(np.zeros(1600), 16000, session, "line2"))
+    assert second.is_file() and not first.exists()  # the stale take of the same slot is gone
+    assert other.exists()  # another line's take is not touched

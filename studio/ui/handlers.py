@@ -42,6 +42,7 @@ log = logging.getLogger(__name__)
 
 ASSETS = Path(__file__).resolve().parent.parent.parent / "assets"
 OUTPUT_ROOT = Path(tempfile.gettempdir()) / "dubbing-studio"
+TAKE_FILE_TTL_S = 300.0  # a take's own file is only read while Gradio copies it, right after the handler returns
 # Limits a studio operator can change (environment variables), stated in the UI.
 MAX_UPLOAD_BYTES = int(os.environ.get("STUDIO_MAX_UPLOAD_BYTES", 5_000_000))
 LIMITS = {"max_line_chars": int(os.environ.get("STUDIO_MAX_LINE_CHARS", 2000)),
@@ -226,6 +227,13 @@ def _to_audio(wav: np.ndarray, sr: int, session: dict, name: str) -> str:
     load run). A file handed over by path is copied into the cache under a temporary name and
     renamed, which is safe."""
     d = _outdir(session)
+    now = time.time()
+    for stale in d.glob(f"{name}_*.wav"):  # earlier takes of this slot, long since in Gradio's cache
+        try:
+            if now - stale.stat().st_mtime > TAKE_FILE_TTL_S:
+                stale.unlink()
+        except OSError:
+            pass
     path = d / f"{name}_{uuid.uuid4().hex[:8]}.wav"
     tmp = d / f".{path.name}.tmp.wav"
     save_wav(tmp, wav, sr)
