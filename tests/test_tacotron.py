@@ -213,8 +213,8 @@ def test_character_model_trains(frontend):
 
 
 def test_fewer_frames_per_step_keeps_the_first_frames(tmp_path):
-    from studio.checkpoint import config_from_dict
-    from studio.models.tacotron import TacotronConfig, fewer_frames_per_step
+    from studio.checkpoint import config_from_dict, fewer_frames_per_step
+    from studio.models.tacotron import TacotronConfig
 
     cfg = tiny_tacotron_config()
     cfg.r, cfg.prenet_dropout = 4, 0.0  # no dropout: both models see the same step 0

@@ -122,7 +122,7 @@ def test_engine_serves_transformer_with_every_head(tmp_path):
 
 def test_fewer_frames_per_step_keeps_the_first_frames(tmp_path):
     from studio.checkpoint import config_from_dict
-    from studio.models.tacotron import fewer_frames_per_step
+    from studio.checkpoint import fewer_frames_per_step
 
     cfg = tiny(r=4, prenet_dropout=0.0)
     old = TransformerTTS(cfg).eval()

@@ -21,7 +21,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from studio.audio import AudioConfig, griffin_lim, save_wav
-from studio.checkpoint import config_from_dict, load_checkpoint
+from studio.checkpoint import config_from_dict, fewer_frames_per_step, load_checkpoint
 from studio.text import Frontend, Vocab, normalize
 from studio.training.corpus import TEACHERS
 from studio.training.dataset import BucketBatchSampler, TTSDataset, collate
@@ -133,8 +133,6 @@ def main(argv: list[str] | None = None) -> None:
         apply_json(args.config, targets)
     parse_overrides(args.set, targets)
     if init_blob and args.model in ("tacotron", "transformer_tts") and mcfg.r != init_blob["config"]["r"]:
-        from studio.models.tacotron import fewer_frames_per_step
-
         r0 = init_blob["config"]["r"]
         try:  # fine-tune at a smaller reduction factor (--set model.r=2 on an r=4 checkpoint)
             init_blob = fewer_frames_per_step(init_blob, mcfg.r)
