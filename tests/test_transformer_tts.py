@@ -135,3 +135,19 @@ def test_fewer_frames_per_step_keeps_the_first_frames(tmp_path):
         a, b = old(batch), new(batch)
     # causal decoding: step 0 sees only the go frame, so the r=2 model's first 2 frames are the r=4 model's
     torch.testing.assert_close(b["mel_before"][:, :2], a["mel_before"][:, :2])
+
+
+def test_speed_eval_reports_the_kv_cache_speedup(tmp_path):
+    from studio.engine import Engine
+    from studio.eval.speed import kv_cache_speedup
+
+    cfg = tiny()
+    model = TransformerTTS(cfg)
+    with torch.no_grad():
+        model.stop_proj.bias.fill_(-50.0)  # untrained: never stop, run to the length limit
+    save_checkpoint(tmp_path / "transformer_tts.pt", model, "transformer_tts", cfg, AudioConfig(),
+                    Vocab.phonemes().to_list(), SPEAKERS)
+    am = Engine(tmp_path).acoustic_model("transformer_tts")
+    r = kv_cache_speedup(am, ["Hello there.", "A second, longer line of the script."])
+    assert r["decoder_steps"] > 2 and r["cached_s"] > 0 and r["uncached_s"] > 0
+    assert r["speedup"] == round(r["uncached_s"] / r["cached_s"], 2)

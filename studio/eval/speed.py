@@ -68,6 +68,8 @@ def evaluate_speed(engine, limit: int = 5, models: list[str] | None = None, voco
         }
         first = time_to_first_audio(engine, info.name, voice, sentences)
         result["acoustic"][info.name]["time_to_first_audio_s"] = round(first, 3)
+        if info.model_type == "transformer_tts":
+            result["acoustic"][info.name]["kv_cache"] = kv_cache_speedup(am, sentences)
         if peers:
             ids = torch.tensor(am.frontend.prepare(sentences[0])[0].ids)[None]
             n_frames = int(frames / len(sentences))
@@ -107,6 +109,21 @@ def evaluate_speed(engine, limit: int = 5, models: list[str] | None = None, voco
     gc.collect()
     result["peak_rss_mb"] = round(_rss_mb(), 1)
     return result
+
+
+def kv_cache_speedup(am, sentences: list[str]) -> dict:
+    """Transformer-TTS decoding with cached keys and values (one new position a step) against
+    rerunning the decoder over the whole prefix every step, on the same sentences and the same
+    number of decoder steps."""
+    cached_s, full_s, steps = 0.0, 0.0, 0
+    for s in sentences:
+        ids = torch.tensor(am.frontend.prepare(s)[0].ids)
+        n = len(am.model.infer(ids, use_cache=True).stop)
+        cached_s += _time(lambda: am.model.infer(ids, max_steps=n, use_cache=True))
+        full_s += _time(lambda: am.model.infer(ids, max_steps=n, use_cache=False))
+        steps += n
+    return {"decoder_steps": steps, "cached_s": round(cached_s, 3), "uncached_s": round(full_s, 3),
+            "speedup": round(full_s / cached_s, 2)}
 
 
 def time_to_first_audio(engine, model: str, voice: str, sentences: list[str]) -> float:
