@@ -149,7 +149,16 @@ def test_train_infer_resume(tmp_path):
                          cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr[-2000:]
     assert "initialising an r=2 model from an r=4 checkpoint" in res.stderr
-    assert load_checkpoint(tmp_path / "r2" / "last.pt")["config"]["r"] == 2
+    r2 = load_checkpoint(tmp_path / "r2" / "last.pt")["config"]
+    r4 = load_checkpoint(tmp_path / "ship" / "tacotron.pt")["config"]
+    assert r2["r"] == 2 and r2["max_steps_per_token"] == 2 * r4["max_steps_per_token"]
+
+    # resuming that run keeps its own settings (the tiny architecture, the doubled limits), not defaults
+    res = subprocess.run(cmd[:6] + ["--out", str(tmp_path / "r2"), "--set", "train.max_steps=6",
+                                    "--set", "train.batch_size=4"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr[-2000:]
+    resumed = load_checkpoint(tmp_path / "r2" / "last.pt")
+    assert resumed["train_state"]["step"] == 6 and resumed["config"] == r2
 
 
 def test_ddp_two_processes_on_gloo(tmp_path):

@@ -124,10 +124,15 @@ def main(argv: list[str] | None = None) -> None:
 
     Model, ModelConfig = model_family(args.model)
     audio, mcfg, tcfg = AudioConfig(), ModelConfig(), TrainConfig()
-    init_blob = load_checkpoint(args.init) if args.init else None
-    if init_blob:  # the architecture must match the weights we start from
-        audio = AudioConfig.from_dict(init_blob["audio"])
-        mcfg = config_from_dict(ModelConfig, init_blob["config"])
+    # A run folder with last.pt resumes with its own settings (architecture, decoding limits, voices,
+    # symbols); otherwise --init's. Defaults would silently undo what an --init conversion set.
+    last = args.out / "last.pt"
+    run_blob = load_checkpoint(last) if last.exists() else None
+    init_blob = load_checkpoint(args.init) if args.init and run_blob is None else None
+    base_blob = run_blob or init_blob
+    if base_blob:  # the architecture must match the weights we start from
+        audio = AudioConfig.from_dict(base_blob["audio"])
+        mcfg = config_from_dict(ModelConfig, base_blob["config"])
     targets = {"model": mcfg, "train": tcfg, "audio": audio}
     if args.config:
         apply_json(args.config, targets)
@@ -144,10 +149,11 @@ def main(argv: list[str] | None = None) -> None:
 
     vocoder = args.model == "wavenet"
     kind = "phonemes" if vocoder else mcfg.frontend
-    vocab = Vocab(init_blob["vocab"]) if init_blob and init_blob.get("vocab") else (
+    vocab = Vocab(base_blob["vocab"]) if base_blob and base_blob.get("vocab") else (
         Vocab.phonemes() if kind == "phonemes" else Vocab.characters())
     frontend = Frontend(vocab, kind)
-    speakers = [s["id"] for s in init_blob["speakers"]] if init_blob else None
+    speakers = [s["id"] for s in base_blob["speakers"]] if base_blob else None
+    run_blob = base_blob = None  # the trainer reads last.pt again itself
     ds = TTSDataset(args.data, audio, frontend, speakers=speakers, exclude=heldout_texts())
     if vocoder:
         from studio.training.dataset import VocoderDataset, collate_vocoder
