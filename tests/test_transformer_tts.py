@@ -1,6 +1,7 @@
 import math
 import time
 
+import pytest
 import torch
 
 from studio.audio import AudioConfig
@@ -150,4 +151,4 @@ def test_speed_eval_reports_the_kv_cache_speedup(tmp_path):
     am = Engine(tmp_path).acoustic_model("transformer_tts")
     r = kv_cache_speedup(am, ["Hello there.", "A second, longer line of the script."])
     assert r["decoder_steps"] > 2 and r["cached_s"] > 0 and r["uncached_s"] > 0
-    assert r["speedup"] == round(r["uncached_s"] / r["cached_s"], 2)
+    assert r["speedup"] == pytest.approx(r["uncached_s"] / r["cached_s"], rel=0.05)  # times rounded to 1 ms
