@@ -55,3 +55,34 @@ def test_bucket_sampler_groups_lengths_and_shards():
     r0 = list(BucketBatchSampler(lengths, 8, rank=0, world=2))
     r1 = list(BucketBatchSampler(lengths, 8, rank=1, world=2))
     assert len(r0) == len(r1) and not set(map(tuple, r0)) & set(map(tuple, r1))
+
+
+def test_joined_utterances_keep_one_voice_one_eos_and_a_pause(tmp_path):
+    audio = AudioConfig()
+    ds = TTSDataset(make_ljspeech(tmp_path / "lj"), audio, Frontend(Vocab.phonemes()))
+    a, b, ab = ds[1], ds[4], ds[(1, 4)]
+    eos, space = ds.frontend.vocab.eos_id, ds.frontend.vocab.symbols.index(" ")
+    assert ab["id"] == f"{a['id']}+{b['id']}" and ab["speaker"] == a["speaker"]
+    assert ab["text"].tolist() == a["text"][:-1].tolist() + [space] + b["text"].tolist()
+    assert int((ab["text"] == eos).sum()) == 1 and int(ab["text"][-1]) == eos
+    pause = round(0.25 * audio.sample_rate / audio.hop_length)
+    assert len(ab["mel"]) == len(a["mel"]) + pause + len(b["mel"])
+    torch.testing.assert_close(ab["mel"][: len(a["mel"])], a["mel"])
+    torch.testing.assert_close(ab["mel"][-len(b["mel"]):], b["mel"])
+    assert torch.all(ab["mel"][len(a["mel"]) : len(a["mel"]) + pause] == audio.log_silence)
+    batch = collate([ds[(0, 2)], ds[(3, 5)]], pad_value=audio.log_silence)  # joined items batch like any other
+    assert batch["text"].shape[0] == 2 and int(batch["mel_lengths"].max()) == batch["mel"].shape[1]
+
+
+def test_sampler_joins_pairs_within_a_voice():
+    rng = np.random.default_rng(1)
+    lengths, groups = list(rng.integers(10, 1000, 400)), list(rng.integers(0, 4, 400))
+    batches = list(BucketBatchSampler(lengths, 16, groups=groups, join_prob=0.5))
+    joined = [b for b in batches if isinstance(b[0], tuple)]
+    assert 0.3 < len(joined) / len(batches) < 0.7
+    for b in joined:
+        assert all(len(p) == 2 and groups[p[0]] == groups[p[1]] and p[0] != p[1] for p in b)
+    used = [i for b in batches for x in b for i in (x if isinstance(x, tuple) else (x,))]
+    assert len(used) == len(set(used))  # nothing is drawn twice in an epoch
+    plain = list(BucketBatchSampler(lengths, 16, groups=groups))
+    assert not any(isinstance(x, tuple) for b in plain for x in b)

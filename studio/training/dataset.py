@@ -3,7 +3,10 @@
 Rows are `id|text|normalised text[|speaker]` (LJSpeech itself has no speaker column: every row
 is then speaker 0). Mels and symbol ids are computed once and cached in `<data>/cache/`, keyed
 by the AudioConfig and the front-end, so a second epoch (or a resumed run) costs no feature work.
-Batches are drawn from length buckets so little of each batch is padding.
+Batches are drawn from length buckets so little of each batch is padding. A fraction of batches
+can be made of *joined* utterances (two of the same voice, one after the other with a pause), so
+an attention model also sees lines longer than any single corpus sentence: the teacher corpus is
+mostly short dictionary examples, and a studio script is not.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import hashlib
 import json
 import logging
 import random
+from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -92,7 +96,9 @@ class TTSDataset(Dataset):
     def __len__(self) -> int:
         return len(self.items)
 
-    def __getitem__(self, i: int) -> dict:
+    def __getitem__(self, i: int | tuple[int, ...]) -> dict:
+        if isinstance(i, tuple):
+            return self.joined(i)
         it = self.items[i]
         f = np.load(self.cache / f"{it.id}.npz")
         return {
@@ -101,6 +107,27 @@ class TTSDataset(Dataset):
             "mel": torch.from_numpy(f["mel"].astype(np.float32)),
             "speaker": self.speaker_index[it.speaker],
         }
+
+    def joined(self, indices: tuple[int, ...], pause_s: float = 0.25) -> dict:
+        """Several utterances of one voice as one: texts joined by a space (each keeps its own
+        final punctuation; only the last EOS stays), mels by `pause_s` of silence."""
+        parts = [self[i] for i in indices]
+        if len({p["speaker"] for p in parts}) != 1:
+            raise ValueError("joined utterances must share a voice")
+        vocab = self.frontend.vocab
+        space = torch.tensor([vocab.symbols.index(" ")])
+        pause = torch.full((round(pause_s * self.audio.sample_rate / self.audio.hop_length), self.audio.n_mels),
+                           self.audio.log_silence)
+        texts, mels = [], []
+        for k, p in enumerate(parts):
+            last = k == len(parts) - 1
+            texts += [p["text"]] if last else [p["text"][p["text"] != vocab.eos_id], space]
+            mels += [p["mel"]] if last else [p["mel"], pause]
+        return {"id": "+".join(p["id"] for p in parts), "text": torch.cat(texts), "mel": torch.cat(mels),
+                "speaker": parts[0]["speaker"]}
+
+    def speaker_of(self, i: int) -> int:
+        return self.speaker_index[self.items[i].speaker]
 
     def frame_count(self, i: int) -> int:
         return self.lengths[self.items[i].id][1]
@@ -134,11 +161,19 @@ def collate(batch: list[dict], pad_value: float) -> dict:
 
 
 class BucketBatchSampler(Sampler[list[int]]):
-    """Batches of similar-length utterances, shuffled per epoch; sharded by rank for DDP."""
+    """Batches of similar-length utterances, shuffled per epoch; sharded by rank for DDP.
+
+    With `join_prob`, that fraction of batches becomes pairs `(i, j)` of the same group (voice),
+    which the dataset joins into one longer utterance: half as many items, twice as long.
+    """
 
     def __init__(self, lengths: list[int], batch_size: int, seed: int = 0, rank: int = 0, world: int = 1,
-                 bucket_factor: int = 20):
+                 bucket_factor: int = 20, groups: list[int] | None = None, join_prob: float = 0.0):
+        if join_prob > 0 and groups is None:
+            raise ValueError("joining utterances needs their groups (voices)")
         self.lengths = lengths
+        self.groups = groups
+        self.join_prob = join_prob
         self.batch_size = batch_size
         self.seed = seed
         self.rank, self.world = rank, world
@@ -157,8 +192,20 @@ class BucketBatchSampler(Sampler[list[int]]):
             chunk = sorted(order[s : s + self.bucket], key=lambda i: self.lengths[i])
             batches += [chunk[j : j + self.batch_size] for j in range(0, len(chunk), self.batch_size)]
         rng.shuffle(batches)
+        if self.join_prob > 0:
+            batches = [self._pairs(b, rng) if rng.random() < self.join_prob else b for b in batches]
         n = len(batches) - len(batches) % self.world  # every rank gets the same number of steps
         return batches[self.rank : n : self.world]
+
+    def _pairs(self, batch: list[int], rng: random.Random) -> list:
+        by_group = defaultdict(list)
+        for i in batch:
+            by_group[self.groups[i]].append(i)
+        pairs = []
+        for members in by_group.values():
+            rng.shuffle(members)
+            pairs += [(members[k], members[k + 1]) for k in range(0, len(members) - 1, 2)]
+        return pairs or batch
 
     def __iter__(self):
         return iter(self._batches())

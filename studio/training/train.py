@@ -184,7 +184,8 @@ def main(argv: list[str] | None = None) -> None:
                               generator=g, num_workers=tcfg.num_workers, drop_last=True,
                               collate_fn=partial(collate_vocoder, quantize_channels=mcfg.quantize_channels))
         sampler = BucketBatchSampler([ds.frame_count(i) for i in range(len(ds))], tcfg.batch_size,
-                                     seed=tcfg.seed, rank=tr.rank, world=tr.world)
+                                     seed=tcfg.seed, rank=tr.rank, world=tr.world,
+                                     groups=[ds.speaker_of(i) for i in range(len(ds))], join_prob=tcfg.join_prob)
         sampler.set_epoch(epoch)
         return DataLoader(ds, batch_sampler=sampler, num_workers=tcfg.num_workers,
                           collate_fn=partial(collate, pad_value=audio.log_silence))

@@ -45,6 +45,7 @@ class TrainConfig:
     amp: bool = True  # bf16 autocast when training on CUDA
     amp_cpu: bool = False  # bf16 autocast on CPU too (1.5x faster steps on AVX512-BF16 CPUs, measured here)
     num_workers: int = 0  # DataLoader worker processes
+    join_prob: float = 0.0  # fraction of acoustic batches made of two same-voice utterances joined (long lines)
 
 
 def lr_at(step: int, cfg: TrainConfig) -> float:
