@@ -152,3 +152,25 @@ def test_speed_eval_reports_the_kv_cache_speedup(tmp_path):
     r = kv_cache_speedup(am, ["Hello there.", "A second, longer line of the script."])
     assert r["decoder_steps"] > 2 and r["cached_s"] > 0 and r["uncached_s"] > 0
     assert r["speedup"] == pytest.approx(r["uncached_s"] / r["cached_s"], rel=0.05)  # times rounded to 1 ms
+
+
+def test_guard_advance_limit_moves_the_window_step_by_step():
+    """With every head pulled to the last symbol, the plain guard lets the peak leap there at
+    once; with max_advance=1 the window (and so each head's peak) moves one symbol a step."""
+    cfg = tiny(stop_threshold=2.0, eos_hold_steps=1000, window_back=0, window_ahead=2)
+    model = TransformerTTS(cfg).eval()
+
+    def greedy(query, key=None, value=None, mask=None, kv=None):
+        B, T_q, T_k = query.shape[0], query.shape[1], kv[0].shape[2]
+        scores = torch.arange(T_k, dtype=torch.float32).expand(B, cfg.n_heads, T_q, T_k) * 10.0
+        if mask is not None:
+            scores = scores.masked_fill(~mask, -1e4)
+        return torch.zeros_like(query), torch.softmax(scores, -1), kv
+
+    for layer in model.decoder:
+        layer.cross_attn.forward = greedy
+    ids = torch.randint(2, cfg.n_symbols, (30,))
+    plain = model.infer(ids, max_steps=12).timing_alignment.argmax(-1).tolist()
+    limited = model.infer(ids, max_steps=12, max_advance=1).timing_alignment.argmax(-1).tolist()
+    assert plain[:4] == [2, 4, 6, 8]  # each step the peak jumps to the window's far edge
+    assert limited[:4] == [2, 3, 4, 5]  # the window's edge is only one past the last peak

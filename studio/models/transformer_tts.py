@@ -50,6 +50,7 @@ class TransformerTTSConfig:
     max_steps_per_token: float = 4.0  # length limit: decoder steps per input symbol (+ 20)
     window_back: int = 3  # monotonic guard around the timing head's last peak
     window_ahead: int = 6
+    max_advance: int = 0  # the guard's peak moves at most this many symbols a step (0: no limit)
     eos_hold_steps: int = 8  # stop after this many steps attending the final symbol
     timing_layer: int = -1  # the encoder-decoder head whose alignment gives word timings
     timing_head: int = 0
@@ -274,10 +275,15 @@ class TransformerTTS(nn.Module):
 
     @torch.no_grad()
     def infer(self, ids: torch.Tensor, speaker: int = 0, monotonic: bool = True, window_ahead: int | None = None,
-              max_steps: int | None = None, seed: int = 0, use_cache: bool = True) -> AcousticOutput:
+              max_steps: int | None = None, seed: int = 0, use_cache: bool = True,
+              max_advance: int | None = None) -> AcousticOutput:
         """Free-running synthesis of one utterance. With `use_cache`, each step runs the decoder
         on the one new position against cached keys and values; without, it reruns the whole
         prefix (the reference the cache is tested against).
+
+        The monotonic guard masks every encoder-decoder head to a window around the timing
+        head's furthest peak. With `max_advance`, that peak moves at most so many symbols a step,
+        so one jumpy step cannot drag the window (and with it every head) past unread symbols.
 
         Shapes: ids (T_text,) -> mel (T_mel, n_mels), alignment (L, H, T_dec, T_text),
         timing_alignment (T_dec, T_text), stop (T_dec,)
@@ -292,6 +298,7 @@ class TransformerTTS(nn.Module):
         limit = max_steps or int(20 + cfg.max_steps_per_token * T_text)
         limit = min(limit, cfg.max_positions)
         ahead = cfg.window_ahead if window_ahead is None else window_ahead
+        advance = cfg.max_advance if max_advance is None else max_advance
         positions = torch.arange(T_text, device=dev)
         tl, th = self.timing_head
         inputs = memory.new_zeros(1, 1, cfg.n_mels)  # the go frame
@@ -319,7 +326,10 @@ class TransformerTTS(nn.Module):
             w = torch.stack([x[0, :, -1] for x in weights])  # (L, H, T_text)
             steps_weights.append(w)
             p = int(w[tl, th].argmax())
-            peak = max(peak, p) if monotonic else p
+            if not monotonic:
+                peak = p
+            else:
+                peak = max(peak, p) if advance <= 0 else min(max(peak, p), peak + advance)
             inputs = torch.cat([inputs, f.view(1, r, cfg.n_mels)[:, -1:]], dim=1)
             at_end = at_end + 1 if peak >= T_text - 1 else 0
             if float(stops[-1]) > cfg.stop_threshold or at_end > cfg.eos_hold_steps:
