@@ -75,23 +75,29 @@ def test_cached_decoding_equals_uncached():
     assert t_cached > 0 and t_full > 0
 
 
+def fix_cross_attention(model: TransformerTTS, key_scores) -> None:
+    """Replace every decoder layer's encoder-decoder attention by fixed scores over the symbols,
+    `key_scores(T_text) -> (T_text,)`, masked like the real one (so the guard's window still applies)."""
+    n_heads = model.cfg.n_heads
+
+    def fixed(query, key=None, value=None, mask=None, kv=None):
+        B, T_q, T_k = query.shape[0], query.shape[1], kv[0].shape[2]
+        scores = key_scores(T_k).expand(B, n_heads, T_q, T_k)
+        if mask is not None:
+            scores = scores.masked_fill(~mask, -1e4)
+        return torch.zeros_like(query), torch.softmax(scores, -1), kv
+
+    for layer in model.decoder:
+        layer.cross_attn.forward = fixed
+
+
 def test_monotonic_guard_on_the_timing_head():
     """Make every encoder-decoder head pull to the last symbol; only the guard keeps order."""
     from studio.eval.health import alignment_health
 
     cfg = tiny(stop_threshold=2.0, eos_hold_steps=1000)
     model = TransformerTTS(cfg).eval()
-
-    def jumpy(query, key=None, value=None, mask=None, kv=None):
-        B, T_q, T_k = query.shape[0], query.shape[1], kv[0].shape[2]
-        scores = torch.zeros(B, cfg.n_heads, T_q, T_k)
-        scores[..., -1] = 50.0
-        if mask is not None:
-            scores = scores.masked_fill(~mask, -1e4)
-        return torch.zeros_like(query), torch.softmax(scores, -1), kv
-
-    for layer in model.decoder:
-        layer.cross_attn.forward = jumpy
+    fix_cross_attention(model, lambda T_k: torch.where(torch.arange(T_k) == T_k - 1, 50.0, 0.0))
     ids = torch.randint(2, cfg.n_symbols, (30,))
     free = alignment_health(model.infer(ids, max_steps=25, monotonic=False).timing_alignment.numpy())
     guarded = alignment_health(model.infer(ids, max_steps=25, monotonic=True).timing_alignment.numpy())
@@ -155,20 +161,12 @@ def test_speed_eval_reports_the_kv_cache_speedup(tmp_path):
 
 
 def test_guard_advance_limit_moves_the_window_step_by_step():
-    """With every head pulled to the last symbol, the plain guard lets the peak leap there at
-    once; with max_advance=1 the window (and so each head's peak) moves one symbol a step."""
+    """With every head pulled to the furthest symbol it may see, the plain guard lets the peak leap
+    to the window's edge each step; with max_advance=1 the window (and so each head's peak) moves
+    one symbol a step."""
     cfg = tiny(stop_threshold=2.0, eos_hold_steps=1000, window_back=0, window_ahead=2)
     model = TransformerTTS(cfg).eval()
-
-    def greedy(query, key=None, value=None, mask=None, kv=None):
-        B, T_q, T_k = query.shape[0], query.shape[1], kv[0].shape[2]
-        scores = torch.arange(T_k, dtype=torch.float32).expand(B, cfg.n_heads, T_q, T_k) * 10.0
-        if mask is not None:
-            scores = scores.masked_fill(~mask, -1e4)
-        return torch.zeros_like(query), torch.softmax(scores, -1), kv
-
-    for layer in model.decoder:
-        layer.cross_attn.forward = greedy
+    fix_cross_attention(model, lambda T_k: torch.arange(T_k, dtype=torch.float32) * 10.0)
     ids = torch.randint(2, cfg.n_symbols, (30,))
     plain = model.infer(ids, max_steps=12).timing_alignment.argmax(-1).tolist()
     limited = model.infer(ids, max_steps=12, max_advance=1).timing_alignment.argmax(-1).tolist()
