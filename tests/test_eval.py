@@ -90,6 +90,7 @@ def test_quality_eval_and_report_end_to_end(tmp_path, tiny_checkpoint_dir):
     row = res["voices"]["slt"]
     assert 0 <= row["teacher_wer"] <= 1 and row["wer"] >= 0 and row["mcd_db"] > 0
     assert res["hard"]["sentences"] == 20 and 0 <= res["hard"]["mean_focus_rate"] <= 1
+    assert 0 <= res["hard"]["failures_after_retakes"] <= res["hard"]["failures"]
     assert (tmp_path / "align_tacotron.png").is_file()
     readme = tmp_path / "README.md"
     readme.write_text("# Title\n\nProse stays.\n\n<!-- numbers -->\nold table\n")

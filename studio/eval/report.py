@@ -29,12 +29,14 @@ def quality_table(results: dict[str, dict]) -> str:
 
 
 def hard_table(results: dict[str, dict]) -> str:
-    rows = ["| model | hard sentences | failures | skips | repeats | runaways | mean focus | mean monotonicity |",
-            "|---|---|---|---|---|---|---|---|"]
+    rows = ["| model | hard sentences | failures | after retakes | skips | repeats | runaways | mean focus "
+            "| mean monotonicity |",
+            "|---|---|---|---|---|---|---|---|---|"]
     for name, r in results.items():
         if name.startswith("quality_") and "hard" in r:
             h = r["hard"]
-            rows.append(f"| {r['model']} | {h['sentences']} | {h['failures']} | {h.get('skips', '-')} | "
+            rows.append(f"| {r['model']} | {h['sentences']} | {h['failures']} | "
+                        f"{h.get('failures_after_retakes', '-')} | {h.get('skips', '-')} | "
                         f"{h.get('repeats', '-')} | {h.get('runaways', '-')} | {h.get('mean_focus_rate', '-')} | "
                         f"{h.get('mean_monotonicity', '-')} |")
     return "\n".join(rows)
