@@ -125,3 +125,16 @@ def test_wer_ratio_interval_is_paired_and_covers_the_point_estimate():
     lo, hi = wer_ratio_interval(refs, model, teacher)
     assert lo <= point <= hi and 1.0 <= lo < hi <= 2.0
     assert wer_ratio_interval(refs, teacher, teacher) == (1.0, 1.0)  # paired: identical lists never differ
+
+
+def test_hard_table_reports_failures_before_and_after_retakes():
+    from studio.eval.report import hard_table
+
+    table = hard_table({
+        "quality_a": {"model": "a", "hard": {"sentences": 80, "failures": 0, "skips": 0}},  # older report: no field
+        "quality_b": {"model": "b", "hard": {"sentences": 80, "failures": 12, "failures_after_retakes": 3}},
+        "speed": {"model": "ignored"},
+    }).splitlines()
+    assert "after retakes" in table[0] and len(table) == 4
+    assert table[2].startswith("| a | 80 | 0 | 0 |")  # nothing failed, so nothing is left after retakes
+    assert table[3].startswith("| b | 80 | 12 | 3 |")
