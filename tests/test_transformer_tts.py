@@ -172,3 +172,52 @@ def test_guard_advance_limit_moves_the_window_step_by_step():
     limited = model.infer(ids, max_steps=12, max_advance=1).timing_alignment.argmax(-1).tolist()
     assert plain[:4] == [2, 4, 6, 8]  # each step the peak jumps to the window's far edge
     assert limited[:4] == [2, 3, 4, 5]  # the window's edge is only one past the last peak
+
+
+def _hard_alignment(path: list[int], n_text: int) -> torch.Tensor:
+    """A near one-hot alignment (T_dec, n_text) whose peak follows `path`."""
+    a = torch.full((len(path), n_text), 0.01)
+    a[torch.arange(len(path)), torch.tensor(path)] = 1.0
+    return a / a.sum(-1, keepdim=True)
+
+
+def test_forward_sum_loss_punishes_skips_and_backward_reading():
+    from studio.models.layers import forward_sum_loss
+
+    n = 8
+    lens = (torch.tensor([n]), torch.tensor([16]))
+    ordered = _hard_alignment([0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7], n)
+    skipping = _hard_alignment([0, 0, 1, 1, 2, 2, 2, 2, 5, 5, 5, 5, 6, 6, 7, 7], n)  # never reads 3 and 4
+    backward = _hard_alignment(list(reversed([0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7])), n)
+    good = forward_sum_loss(ordered[None], *lens)
+    assert good < 0.5 * forward_sum_loss(skipping[None], *lens) < forward_sum_loss(backward[None], *lens)
+    # padding beyond the lengths changes nothing; heads are averaged
+    padded = torch.nn.functional.pad(ordered, (0, 3, 0, 5))[None]
+    torch.testing.assert_close(forward_sum_loss(padded, *lens), good)
+    two_heads = torch.stack([ordered, skipping])[None]  # (B=1, H=2, T_dec, T_text)
+    torch.testing.assert_close(forward_sum_loss(two_heads, *lens),
+                               (good + forward_sum_loss(skipping[None], *lens)) / 2)
+
+
+def test_forward_sum_loss_trains_the_cross_attention():
+    torch.manual_seed(0)
+    cfg = tiny()
+    model = TransformerTTS(cfg)
+    batch = make_batch(cfg)
+    q = model.decoder[-1].cross_attn.q.weight
+
+    def grad_of_q(weight: float) -> tuple[dict, torch.Tensor]:
+        cfg.forward_sum_weight = weight
+        torch.manual_seed(1)  # the same dropout masks in both passes
+        out = model(batch)
+        return out, torch.autograd.grad(out["loss"], q)[0]
+
+    out, with_loss = grad_of_q(1.0)
+    assert out["align_loss"] > 0 and torch.isfinite(out["loss"])
+    out, without = grad_of_q(0.0)
+    assert out["align_loss"] == 0
+    assert not torch.allclose(with_loss, without)
+    cfg.forward_sum_weight = 1.0
+    torch.manual_seed(1)
+    _, again = grad_of_q(1.0)
+    torch.testing.assert_close(again, with_loss)  # the difference is the loss, not dropout

@@ -97,6 +97,32 @@ def guided_attention_loss(
     return (alignment * w).sum() / mask.sum().clamp(min=1)
 
 
+def forward_sum_loss(
+    alignment: torch.Tensor, text_lengths: torch.Tensor, dec_lengths: torch.Tensor, blank_logprob: float = -1.0
+) -> torch.Tensor:
+    """Monotonic alignment ("forward-sum") loss: minus the log-likelihood, summed over every
+    monotonic path, that decoder steps read the symbols in order, each at least once (Badlani et
+    al., 2021, "One TTS Alignment to Rule Them All"; CTC with the symbols as labels 1..N and a
+    fixed-score blank). A head that jumps over a symbol or reads backwards pays for it, on long
+    lines as on short ones, where the diagonal prior of `guided_attention_loss` barely notices.
+
+    Shapes:
+        alignment: (B, T_dec, T_text) or (B, H, T_dec, T_text) softmax weights over the text
+        text_lengths, dec_lengths: (B,)
+    Returns the mean over utterances (and heads) of the loss per symbol.
+    """
+    if alignment.dim() == 4:
+        B, H = alignment.shape[:2]
+        alignment = alignment.reshape(B * H, *alignment.shape[2:])
+        text_lengths, dec_lengths = text_lengths.repeat_interleave(H), dec_lengths.repeat_interleave(H)
+    B, T_dec, T_text = alignment.shape
+    logp = torch.log(alignment.float().clamp(min=1e-8))
+    logp = F.pad(logp, (1, 0), value=blank_logprob).log_softmax(-1)  # class 0 is the blank
+    targets = torch.arange(1, T_text + 1, device=alignment.device).expand(B, T_text)
+    return F.ctc_loss(logp.transpose(0, 1), targets, dec_lengths, text_lengths, blank=0, reduction="mean",
+                      zero_infinity=True)
+
+
 def masked_l1_mse(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """L1 + MSE over valid frames. Shapes: pred/target (B, T, C), mask (B, T)."""
     m = mask[:, :, None].to(pred.dtype)

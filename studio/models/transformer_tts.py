@@ -19,7 +19,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from studio.models.layers import ConvNorm, Postnet, Prenet, decoder_losses, guided_attention_loss, lengths_to_mask
+from studio.models.layers import (ConvNorm, Postnet, Prenet, decoder_losses, forward_sum_loss, guided_attention_loss,
+                                  lengths_to_mask)
 from studio.models.tacotron import AcousticOutput
 
 
@@ -58,6 +59,7 @@ class TransformerTTSConfig:
     guided_attention_sigma: float = 0.2
     guided_attention_weight: float = 5.0  # on every encoder-decoder head of `guided_layers`
     guided_layers: list[int] = field(default_factory=lambda: [-2, -1])
+    forward_sum_weight: float = 0.0  # monotonic alignment loss on the same heads (0: off)
     stop_pos_weight: float = 5.0
     stop_weight: float = 1.0
 
@@ -265,9 +267,14 @@ class TransformerTTS(nn.Module):
                 ga = ga + guided_attention_loss(alignment[:, li], text_lengths, dec_lengths,
                                                 cfg.guided_attention_sigma)
             ga = ga / len(cfg.guided_layers)
-        loss = mel_loss + cfg.stop_weight * stop_loss + cfg.guided_attention_weight * ga
+        fs = mel.new_zeros(())
+        if cfg.forward_sum_weight > 0:
+            for li in cfg.guided_layers:
+                fs = fs + forward_sum_loss(alignment[:, li], text_lengths, dec_lengths)
+            fs = fs / len(cfg.guided_layers)
+        loss = mel_loss + cfg.stop_weight * stop_loss + cfg.guided_attention_weight * ga + cfg.forward_sum_weight * fs
         return {"loss": loss, "mel_loss": mel_loss.detach(), "stop_loss": stop_loss.detach(),
-                "attn_loss": ga.detach(), "mel_before": mel_before * self.mel_std + self.mel_mean,
+                "attn_loss": ga.detach(), "align_loss": fs.detach(), "mel_before": mel_before * self.mel_std + self.mel_mean,
                 "mel_after": mel_after * self.mel_std + self.mel_mean,
                 "alignment": alignment[:, self.timing_head[0], self.timing_head[1]], "stop_logits": stop_logits}
 
