@@ -274,7 +274,8 @@ class TransformerTTS(nn.Module):
             fs = fs / len(cfg.guided_layers)
         loss = mel_loss + cfg.stop_weight * stop_loss + cfg.guided_attention_weight * ga + cfg.forward_sum_weight * fs
         return {"loss": loss, "mel_loss": mel_loss.detach(), "stop_loss": stop_loss.detach(),
-                "attn_loss": ga.detach(), "align_loss": fs.detach(), "mel_before": mel_before * self.mel_std + self.mel_mean,
+                "attn_loss": ga.detach(), "align_loss": fs.detach(),
+                "mel_before": mel_before * self.mel_std + self.mel_mean,
                 "mel_after": mel_after * self.mel_std + self.mel_mean,
                 "alignment": alignment[:, self.timing_head[0], self.timing_head[1]], "stop_logits": stop_logits}
 
