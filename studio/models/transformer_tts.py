@@ -268,10 +268,8 @@ class TransformerTTS(nn.Module):
                                                 cfg.guided_attention_sigma)
             ga = ga / len(cfg.guided_layers)
         fs = mel.new_zeros(())
-        if cfg.forward_sum_weight > 0:
-            for li in cfg.guided_layers:
-                fs = fs + forward_sum_loss(alignment[:, li], text_lengths, dec_lengths)
-            fs = fs / len(cfg.guided_layers)
+        if cfg.forward_sum_weight > 0:  # one call: the guided layers' heads side by side
+            fs = forward_sum_loss(alignment[:, cfg.guided_layers].flatten(1, 2), text_lengths, dec_lengths)
         loss = mel_loss + cfg.stop_weight * stop_loss + cfg.guided_attention_weight * ga + cfg.forward_sum_weight * fs
         return {"loss": loss, "mel_loss": mel_loss.detach(), "stop_loss": stop_loss.detach(),
                 "attn_loss": ga.detach(), "align_loss": fs.detach(),
