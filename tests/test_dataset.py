@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 import torch
 
 from studio.audio import AudioConfig, save_wav
@@ -86,3 +87,17 @@ def test_sampler_joins_pairs_within_a_voice():
     assert len(used) == len(set(used))  # nothing is drawn twice in an epoch
     plain = list(BucketBatchSampler(lengths, 16, groups=groups))
     assert not any(isinstance(x, tuple) for b in plain for x in b)
+
+
+def test_sampler_joins_up_to_join_max_utterances():
+    rng = np.random.default_rng(2)
+    lengths, groups = list(rng.integers(10, 1000, 600)), list(rng.integers(0, 3, 600))
+    batches = list(BucketBatchSampler(lengths, 24, groups=groups, join_prob=1.0, join_max=3))
+    sizes = {len(x) for b in batches for x in b if isinstance(x, tuple)}
+    assert sizes == {2, 3}  # each joined batch draws its own size
+    for b in batches:
+        for x in b:
+            assert isinstance(x, tuple) and len({groups[i] for i in x}) == 1 and len(set(x)) == len(x)
+            assert len(x) == len(b[0])  # one size within a batch
+    with pytest.raises(ValueError):
+        BucketBatchSampler(lengths, 24, groups=groups, join_prob=0.5, join_max=1)

@@ -164,16 +164,21 @@ class BucketBatchSampler(Sampler[list[int]]):
     """Batches of similar-length utterances, shuffled per epoch; sharded by rank for DDP.
 
     With `join_prob`, that fraction of batches becomes pairs `(i, j)` of the same group (voice),
-    which the dataset joins into one longer utterance: half as many items, twice as long.
+    which the dataset joins into one longer utterance: half as many items, twice as long. With
+    `join_max` > 2, each joined batch draws how many utterances make one item (2 to `join_max`).
     """
 
     def __init__(self, lengths: list[int], batch_size: int, seed: int = 0, rank: int = 0, world: int = 1,
-                 bucket_factor: int = 20, groups: list[int] | None = None, join_prob: float = 0.0):
+                 bucket_factor: int = 20, groups: list[int] | None = None, join_prob: float = 0.0,
+                 join_max: int = 2):
         if join_prob > 0 and groups is None:
             raise ValueError("joining utterances needs their groups (voices)")
         self.lengths = lengths
         self.groups = groups
+        if join_max < 2:
+            raise ValueError("join_max counts the utterances in one joined item: 2 or more")
         self.join_prob = join_prob
+        self.join_max = join_max
         self.batch_size = batch_size
         self.seed = seed
         self.rank, self.world = rank, world
@@ -193,19 +198,20 @@ class BucketBatchSampler(Sampler[list[int]]):
             batches += [chunk[j : j + self.batch_size] for j in range(0, len(chunk), self.batch_size)]
         rng.shuffle(batches)
         if self.join_prob > 0:
-            batches = [self._pairs(b, rng) if rng.random() < self.join_prob else b for b in batches]
+            batches = [self._joined(b, rng) if rng.random() < self.join_prob else b for b in batches]
         n = len(batches) - len(batches) % self.world  # every rank gets the same number of steps
         return batches[self.rank : n : self.world]
 
-    def _pairs(self, batch: list[int], rng: random.Random) -> list:
+    def _joined(self, batch: list[int], rng: random.Random) -> list:
+        k = rng.randint(2, self.join_max) if self.join_max > 2 else 2  # pairs draw nothing (same epochs as before)
         by_group = defaultdict(list)
         for i in batch:
             by_group[self.groups[i]].append(i)
-        pairs = []
+        joined = []
         for members in by_group.values():
             rng.shuffle(members)
-            pairs += [(members[k], members[k + 1]) for k in range(0, len(members) - 1, 2)]
-        return pairs or batch
+            joined += [tuple(members[j : j + k]) for j in range(0, len(members) - k + 1, k)]
+        return joined or batch
 
     def __iter__(self):
         return iter(self._batches())

@@ -185,7 +185,8 @@ def main(argv: list[str] | None = None) -> None:
                               collate_fn=partial(collate_vocoder, quantize_channels=mcfg.quantize_channels))
         sampler = BucketBatchSampler([ds.frame_count(i) for i in range(len(ds))], tcfg.batch_size,
                                      seed=tcfg.seed, rank=tr.rank, world=tr.world,
-                                     groups=[ds.speaker_of(i) for i in range(len(ds))], join_prob=tcfg.join_prob)
+                                     groups=[ds.speaker_of(i) for i in range(len(ds))], join_prob=tcfg.join_prob,
+                                     join_max=tcfg.join_max)
         sampler.set_epoch(epoch)
         return DataLoader(ds, batch_sampler=sampler, num_workers=tcfg.num_workers,
                           collate_fn=partial(collate, pad_value=audio.log_silence))

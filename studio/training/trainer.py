@@ -46,6 +46,7 @@ class TrainConfig:
     amp_cpu: bool = False  # bf16 autocast on CPU too (1.5x faster steps on AVX512-BF16 CPUs, measured here)
     num_workers: int = 0  # DataLoader worker processes
     join_prob: float = 0.0  # fraction of acoustic batches made of two same-voice utterances joined (long lines)
+    join_max: int = 2  # a joined batch's items are 2 to join_max utterances each
 
 
 def lr_at(step: int, cfg: TrainConfig) -> float:
