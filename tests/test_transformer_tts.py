@@ -221,3 +221,28 @@ def test_forward_sum_loss_trains_the_cross_attention():
     torch.manual_seed(1)
     _, again = grad_of_q(1.0)
     torch.testing.assert_close(again, with_loss)  # the difference is the loss, not dropout
+
+
+def test_averaging_snapshots_means_the_weights_and_loads(tmp_path):
+    from studio.training.average import main as average
+
+    cfg = tiny()
+    models = [TransformerTTS(cfg) for _ in range(3)]
+    paths = [save_checkpoint(tmp_path / f"model_{k}.pt", m, "transformer_tts", cfg, AudioConfig(),
+                             Vocab.phonemes().to_list(), SPEAKERS, metrics={"steps": 100 * k}, half=True)
+             for k, m in enumerate(models)]
+    average([str(p) for p in paths] + ["--out", str(tmp_path / "avg.pt")])
+    blob = load_checkpoint(tmp_path / "avg.pt")
+    assert blob["metrics"]["averaged_steps"] == [0, 100, 200]
+    w = "embedding.weight"
+    expected = torch.stack([m.state_dict()[w].half().float() for m in models]).mean(0)
+    assert blob["state_dict"][w].dtype == torch.float16
+    torch.testing.assert_close(blob["state_dict"][w].float(), expected, atol=1e-3, rtol=1e-3)
+    TransformerTTS(cfg).load_state_dict(blob["state_dict"])  # a complete, loadable model
+
+    other = tiny(d_model=16, ffn_dim=32, prenet_sizes=[16, 16])  # another architecture is refused
+    save_checkpoint(tmp_path / "other.pt", TransformerTTS(other), "transformer_tts", other, AudioConfig(),
+                    Vocab.phonemes().to_list(), SPEAKERS)
+    with pytest.raises(SystemExit, match="config"):
+        average([str(paths[0]), str(tmp_path / "other.pt"), "--out", str(tmp_path / "bad.pt")])
+    assert not (tmp_path / "bad.pt").exists()
