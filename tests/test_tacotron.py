@@ -136,10 +136,16 @@ def test_train_infer_resume(tmp_path):
     take = Engine(tmp_path / "ship").synthesize("The cat ran.", voice="rms")
     assert take.audio.size > 0 and take.sample_rate == 16000
 
-    res = subprocess.run(cmd + ["--set", "train.max_steps=5"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    res = subprocess.run(cmd + ["--set", "train.max_steps=5", "--set", "train.keep_every=2"], cwd=ROOT,
+                         capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr[-2000:]
     assert "resumed from" in res.stderr
     assert load_checkpoint(run / "last.pt")["train_state"]["step"] == 5
+    kept = sorted((run / "snapshots").glob("model_*.pt"))
+    assert [p.name for p in kept] == ["model_4.pt"]  # steps 4 and 5 ran; only 4 is a multiple of 2
+    snap = load_checkpoint(kept[0])
+    assert snap["metrics"]["steps"] == 4 and "train_state" not in snap
+    assert snap["state_dict"]["embedding.weight"].dtype == torch.float16
     steps = [int(line.split(",")[0]) for line in (run / "scalars.csv").read_text().splitlines()[1:]]
     assert steps == [1, 2, 3, 4, 5]
 

@@ -38,6 +38,7 @@ class TrainConfig:
     max_steps: int = 100000  # stop here (a run can also be stopped and resumed at any time)
     max_minutes: float = 0.0  # stop after this many minutes of wall time (0: no limit)
     save_every: int = 250  # steps between resumable checkpoints
+    keep_every: int = 0  # steps between kept fp16 snapshots RUN/snapshots/model_STEP.pt, for averaging (0: none)
     sample_every: int = 1000  # steps between alignment plots / audio samples
     log_every: int = 25  # steps between CSV rows
     seed: int = 0
@@ -162,6 +163,12 @@ class Trainer:
             save_checkpoint(self.out / "model.pt", self.model, metrics=metrics, half=True, **self.meta)
         return path
 
+    def keep(self) -> Path:
+        """An fp16 snapshot that later saves do not overwrite (`studio.training.average` reads them)."""
+        metrics = {**self.metrics, "steps": self.step, "train_seconds": round(self.train_seconds, 1)}
+        return save_checkpoint(self.out / "snapshots" / f"model_{self.step}.pt", self.model, metrics=metrics,
+                               half=True, **self.meta)
+
     # ------------------------------------------------------------------ loop
 
     def train(self) -> None:
@@ -217,6 +224,8 @@ class Trainer:
                                  self.step)
                     if self.step % cfg.save_every == 0:
                         self.save()
+                    if cfg.keep_every and self.step % cfg.keep_every == 0:
+                        self.keep()
                     if self.sample_fn and self.step % cfg.sample_every == 0:
                         self.model.eval()
                         self.metrics.update(self.sample_fn(self.model, self.out, self.step) or {})
