@@ -8,7 +8,7 @@ in a flatter, less noisy spot than any one of them (Vaswani et al. 2017 average 
 checkpoints of the Transformer; Izmailov et al. 2018 explain why it helps). The snapshots must
 share architecture, audio settings, symbols and voices; the first one's description is kept and
 its metrics gain `averaged_steps`. Floating-point weights are averaged in fp32 and stored in the
-first snapshot's dtype (fp16 for `RUN/model.pt` exports); integer buffers must be equal.
+first snapshot's dtype (fp16 for `RUN/model.pt` exports); integer buffers (counters) are the last's.
 """
 
 from __future__ import annotations
@@ -45,9 +45,7 @@ def average_checkpoints(paths: list[Path]) -> dict:
         if ref.is_floating_point():
             state[name] = torch.stack([t.float() for t in tensors]).mean(0).to(ref.dtype)
         else:
-            if not all(torch.equal(t, ref) for t in tensors[1:]):
-                raise ValueError(f"integer buffer {name} differs between snapshots")
-            state[name] = ref
+            state[name] = tensors[-1]  # counters such as batch norm's num_batches_tracked: the last snapshot's
     metrics = dict(first.get("metrics") or {})
     metrics["averaged_steps"] = [b.get("metrics", {}).get("steps") for b in blobs]
     return {**{k: v for k, v in first.items() if k != "train_state"}, "state_dict": state, "metrics": metrics}
