@@ -233,7 +233,7 @@ def test_averaging_snapshots_means_the_weights_and_loads(tmp_path):
              for k, m in enumerate(models)]
     average([str(p) for p in paths] + ["--out", str(tmp_path / "avg.pt")])
     blob = load_checkpoint(tmp_path / "avg.pt")
-    assert blob["metrics"]["averaged_steps"] == [0, 100, 200]
+    assert blob["metrics"]["averaged_steps"] == [0, 100, 200] and blob["metrics"]["steps"] == 200
     w = "embedding.weight"
     expected = torch.stack([m.state_dict()[w].half().float() for m in models]).mean(0)
     assert blob["state_dict"][w].dtype == torch.float16

@@ -6,8 +6,8 @@
 Snapshots a few hundred steps apart sit near one another in weight space, and their mean lands
 in a flatter, less noisy spot than any one of them (Vaswani et al. 2017 average the last 5-20
 checkpoints of the Transformer; Izmailov et al. 2018 explain why it helps). The snapshots must
-share architecture, audio settings, symbols and voices; the first one's description is kept and
-its metrics gain `averaged_steps`. Floating-point weights are averaged in fp32 and stored in the
+share architecture, audio settings, symbols and voices; the metrics (steps, training time) are
+the last one's, plus `averaged_steps`. Floating-point weights are averaged in fp32 and stored in the
 first snapshot's dtype (fp16 for `RUN/model.pt` exports); integer buffers (counters) are the last's.
 """
 
@@ -46,7 +46,7 @@ def average_checkpoints(paths: list[Path]) -> dict:
             state[name] = torch.stack([t.float() for t in tensors]).mean(0).to(ref.dtype)
         else:
             state[name] = tensors[-1]  # counters such as batch norm's num_batches_tracked: the last snapshot's
-    metrics = dict(first.get("metrics") or {})
+    metrics = dict(blobs[-1].get("metrics") or {})
     metrics["averaged_steps"] = [b.get("metrics", {}).get("steps") for b in blobs]
     return {**{k: v for k, v in first.items() if k != "train_state"}, "state_dict": state, "metrics": metrics}
 
