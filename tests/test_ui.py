@@ -150,6 +150,15 @@ def test_head_controls_follow_the_model(tmp_path):
     mel, align, stop, verdict = h.inspect_take(take, 1, 1, tmp_path, "t")
     assert "layer 2, head 0" in verdict and Path(align).is_file()
 
+    # the sliders follow the inspected line's own model (a line can override the dropdown's)
+    from studio.render import RenderedLine
+
+    session = h.new_session()
+    session["lines"] = [RenderedLine(number=3, text="Hello there.", voice="slt", start=0.0, end=1.0, takes=[take])]
+    layer, head = h.line_head_controls(3.0, session)
+    assert layer["visible"] and layer["value"] == 2 and head["value"] == 0
+    assert h.line_head_controls(4, session) == (gr.skip(), gr.skip())  # no such line: leave the sliders
+
 
 def test_voice_and_model_cards():
     assert "`rms`" in h.voice_cards()

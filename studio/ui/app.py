@@ -100,9 +100,11 @@ def build_app() -> gr.Blocks:
                 [lines_table, line_audio, track_audio, status, session],
             )
             gen_event.then(h.first_line, session, line_no).then(
+                h.line_head_controls, [line_no, session], [layer, head]).then(
                 h.inspect, [line_no, layer, head, session], [mel_img, align_img, stop_img, verdict])
             stop.click(None, None, None, cancels=[gen_event])
             lines_table.select(h.select_line, session, line_no).then(
+                h.line_head_controls, [line_no, session], [layer, head]).then(
                 h.inspect, [line_no, layer, head, session], [mel_img, align_img, stop_img, verdict])
             regen.click(h.regenerate, [line_no, session], [lines_table, line_audio, track_audio, status, session]).then(
                 h.inspect, [line_no, layer, head, session], [mel_img, align_img, stop_img, verdict])

@@ -333,6 +333,19 @@ def first_line(session: dict):
     return lines[0].number if lines else gr.skip()
 
 
+def line_head_controls(line_no, session: dict):
+    """Layer and head sliders for the selected line's own model (a script line can pick another
+    model than the dropdown), set to the head its word timings come from."""
+    try:
+        n = int(line_no)
+    except (TypeError, ValueError):
+        return gr.skip(), gr.skip()
+    for rl in _session(session)["lines"]:
+        if rl.number == n and rl.takes:
+            return head_controls(rl.takes[0].model)
+    return gr.skip(), gr.skip()
+
+
 def select_line(session: dict, evt: gr.SelectData):
     """Clicking a table row selects its line number."""
     row = evt.index[0] if isinstance(evt.index, (list, tuple)) else evt.index
