@@ -28,7 +28,8 @@ _SAME = ("model_type", "config", "audio", "vocab", "speakers")
 
 
 def average_checkpoints(paths: list[Path]) -> dict:
-    """The blob of the first checkpoint with every floating-point weight replaced by the mean."""
+    """The first checkpoint's description with the mean of every floating-point weight and the last
+    one's metrics (plus `averaged_steps`); no optimizer state."""
     if len(paths) < 2:
         raise ValueError("averaging needs at least two checkpoints")
     blobs = [load_checkpoint(p) for p in paths]

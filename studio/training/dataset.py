@@ -173,10 +173,10 @@ class BucketBatchSampler(Sampler[list[int]]):
                  join_max: int = 2):
         if join_prob > 0 and groups is None:
             raise ValueError("joining utterances needs their groups (voices)")
-        self.lengths = lengths
-        self.groups = groups
         if join_max < 2:
             raise ValueError("join_max counts the utterances in one joined item: 2 or more")
+        self.lengths = lengths
+        self.groups = groups
         self.join_prob = join_prob
         self.join_max = join_max
         self.batch_size = batch_size
