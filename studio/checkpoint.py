@@ -60,11 +60,16 @@ def save_checkpoint(
     }
     if train_state is not None:
         blob["train_state"] = train_state
+    return write_blob(path, blob)
+
+
+def write_blob(path: str | Path, blob: dict) -> Path:
+    """Write a checkpoint dict atomically: a crash mid-write never leaves a truncated file behind."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(path.suffix + ".tmp")
     torch.save(blob, tmp)
-    tmp.replace(path)  # a crash mid-write never leaves a truncated checkpoint behind
+    tmp.replace(path)
     return path
 
 

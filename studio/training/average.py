@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from studio.checkpoint import load_checkpoint
+from studio.checkpoint import load_checkpoint, write_blob
 from studio.errors import CheckpointError
 
 log = logging.getLogger(__name__)
@@ -62,10 +62,7 @@ def main(argv: list[str] | None = None) -> None:
         blob = average_checkpoints(args.checkpoints)
     except (ValueError, CheckpointError) as e:
         raise SystemExit(f"cannot average: {e}") from None
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = args.out.with_suffix(args.out.suffix + ".tmp")
-    torch.save(blob, tmp)
-    tmp.replace(args.out)
+    write_blob(args.out, blob)
     log.info("averaged %d checkpoints (steps %s) into %s", len(args.checkpoints),
              blob["metrics"]["averaged_steps"], args.out)
 

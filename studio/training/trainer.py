@@ -156,7 +156,7 @@ class Trainer:
                 "torch_rng": torch.get_rng_state(),
                 "python_rng": _to_list(random.getstate()),
             }
-        metrics = {**self.metrics, "steps": self.step, "train_seconds": round(self.train_seconds, 1)}
+        metrics = self._export_metrics()
         path = save_checkpoint(self.out / name, self.model, metrics=metrics, train_state=train_state,
                                half=half, **self.meta)
         if self.export and name == "last.pt":
@@ -165,9 +165,11 @@ class Trainer:
 
     def keep(self) -> Path:
         """An fp16 snapshot that later saves do not overwrite (`studio.training.average` reads them)."""
-        metrics = {**self.metrics, "steps": self.step, "train_seconds": round(self.train_seconds, 1)}
-        return save_checkpoint(self.out / "snapshots" / f"model_{self.step}.pt", self.model, metrics=metrics,
-                               half=True, **self.meta)
+        return save_checkpoint(self.out / "snapshots" / f"model_{self.step}.pt", self.model,
+                               metrics=self._export_metrics(), half=True, **self.meta)
+
+    def _export_metrics(self) -> dict:
+        return {**self.metrics, "steps": self.step, "train_seconds": round(self.train_seconds, 1)}
 
     # ------------------------------------------------------------------ loop
 
