@@ -281,6 +281,8 @@ class Engine:
     def _infer_segment(self, am: LoadedAcoustic, p: Prepared, speaker: int, seed: int, retake: bool,
                        phonemes: dict[str, str] | None = None) -> Segment:
         attempts = [("", {})]
+        if retake and getattr(am.model, "duration_predictor", None) is not None:
+            attempts += [("attention pinned to predicted durations", {"guide": "duration"})]
         if retake:
             attempts += [("tighter attention window", {"window_ahead": 2}),
                          ("new dropout seed", {"seed": seed + 1000}),

@@ -246,3 +246,77 @@ def test_averaging_snapshots_means_the_weights_and_loads(tmp_path):
     with pytest.raises(SystemExit, match="config"):
         average([str(paths[0]), str(tmp_path / "other.pt"), "--out", str(tmp_path / "bad.pt")])
     assert not (tmp_path / "bad.pt").exists()
+
+
+def test_monotonic_durations_read_the_most_likely_path():
+    from studio.models.layers import monotonic_durations
+
+    truth = torch.tensor([2, 3, 1, 4])
+    due = torch.repeat_interleave(torch.arange(4), truth)  # the symbol read at each of 10 steps
+    clean = torch.full((10, 4), 0.02)
+    clean[torch.arange(10), due] = 0.94
+    assert monotonic_durations(clean).tolist() == truth.tolist()
+    jumpy = clean.clone()
+    jumpy[2:5] = 0.02
+    jumpy[2:5, 3] = 0.94  # the head jumps to the last symbol for three steps, then comes back
+    d = monotonic_durations(jumpy)
+    assert d.sum() == 10 and d.min() >= 1  # still every symbol once, in order
+    assert monotonic_durations(torch.full((3, 4), 0.25)) is None  # fewer steps than symbols
+
+
+def test_duration_guide_pins_every_head_to_the_due_symbol():
+    torch.manual_seed(0)
+    cfg = tiny(duration_channels=8, duration_window=1, stop_threshold=2.0, eos_hold_steps=5, prenet_dropout=0.0)
+    model = TransformerTTS(cfg).eval()
+    with torch.no_grad():  # every symbol lasts three steps
+        model.duration_predictor.out.weight.zero_()
+        model.duration_predictor.out.bias.fill_(math.log1p(3.0))
+    ids = torch.randint(3, cfg.n_symbols, (9,))
+    out = model.infer(ids, guide="duration")
+    L, H, T_dec, T_text = out.alignment.shape
+    assert T_dec == 3 * 9 + cfg.eos_hold_steps  # the stop token never fires: the predicted length plus the hold
+    due = torch.repeat_interleave(torch.arange(9), 3)
+    for t in range(T_dec):
+        centre = int(due[min(t, len(due) - 1)])
+        outside = (torch.arange(T_text) - centre).abs() > 1
+        assert float(out.alignment[:, :, t, outside].max()) < 1e-3
+    assert out.hit_limit is False
+    reference = model.infer(ids, guide="duration", use_cache=False)
+    torch.testing.assert_close(out.mel, reference.mel, atol=1e-4, rtol=1e-4)
+    with pytest.raises(ValueError, match="guide"):
+        TransformerTTS(tiny()).infer(ids, guide="duration")  # no predictor, no duration guide
+
+
+def test_duration_tool_adds_a_predictor_and_the_engine_retakes_with_it(tmp_path, monkeypatch):
+    import studio.engine
+    from studio.engine import Engine
+    from studio.eval.health import alignment_health
+    from studio.training.durations import main as durations
+    from tests.test_tacotron import _tiny_corpus
+
+    corpus = _tiny_corpus(tmp_path)
+    torch.manual_seed(0)
+    cfg = tiny(n_speakers=2)
+    voices = [s for s in SPEAKERS if s["id"] in ("slt", "rms")]
+    src = save_checkpoint(tmp_path / "src.pt", TransformerTTS(cfg), "transformer_tts", cfg, AudioConfig(),
+                          Vocab.phonemes().to_list(), voices, metrics={"steps": 7}, half=True)
+    ck = tmp_path / "ck"
+    durations(["--checkpoint", str(src), "--data", str(corpus), "--out", str(ck / "transformer_tts.pt"),
+               "--channels", "8", "--epochs", "2"])
+    before, after = load_checkpoint(src), load_checkpoint(ck / "transformer_tts.pt")
+    assert after["config"]["duration_channels"] == 8 and after["metrics"]["steps"] == 7
+    assert after["metrics"]["durations"]["read"] == 8 and after["metrics"]["durations"]["mae_steps"] >= 0
+    for k, v in before["state_dict"].items():  # the model itself is untouched
+        assert torch.equal(after["state_dict"][k], v)
+    assert after["state_dict"]["duration_predictor.out.weight"].dtype == torch.float16
+
+    calls = []
+    engine = Engine(ck)
+    model = engine.acoustic_model("transformer_tts").model
+    infer = model.infer
+    monkeypatch.setattr(model, "infer", lambda *a, **k: calls.append(k.get("guide", "peak")) or infer(*a, **k))
+    monkeypatch.setattr(studio.engine, "alignment_health",  # only a pinned take passes
+                        lambda *a, **k: {**alignment_health(*a, **k), "ok": calls[-1] == "duration"})
+    take = engine.synthesize("We like green tea.", voice="rms", model="transformer_tts")
+    assert calls[:2] == ["peak", "duration"]
+    assert take.segments[0].retake == "attention pinned to predicted durations"

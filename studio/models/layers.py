@@ -149,3 +149,56 @@ def decoder_losses(mel_before: torch.Tensor, mel_after: torch.Tensor, mel: torch
     stop_loss = F.binary_cross_entropy_with_logits(
         stop_logits[step_mask], stop_target[step_mask], pos_weight=torch.tensor(stop_pos_weight, device=mel.device))
     return mel_loss, stop_loss, dec_lengths
+
+
+def monotonic_durations(alignment: torch.Tensor) -> torch.Tensor | None:
+    """The most likely monotonic reading of an attention matrix, as steps per symbol.
+
+    Monotonic alignment search (Kim et al., 2020, "Glow-TTS"): among the paths that start on the
+    first symbol, end on the last, and at each decoder step stay or move on by one symbol, take
+    the one with the largest summed log weight. Every symbol gets at least one step, and the
+    durations sum to T_dec. Returns None when there are fewer steps than symbols.
+
+    Shapes: alignment (T_dec, T_text) softmax weights -> durations (T_text,) int64.
+    """
+    T_dec, T_text = alignment.shape
+    if T_dec < T_text or T_text == 0:
+        return None
+    logp = torch.log(alignment.detach().float().cpu().clamp(min=1e-8))
+    score = torch.full((T_text,), float("-inf"))
+    score[0] = logp[0, 0]
+    moved = torch.zeros(T_dec, T_text, dtype=torch.bool)  # reached (t, j) from (t - 1, j - 1)
+    for t in range(1, T_dec):
+        from_prev = torch.cat([torch.tensor([float("-inf")]), score[:-1]])
+        moved[t] = from_prev > score
+        score = torch.maximum(score, from_prev) + logp[t]
+    durations = torch.zeros(T_text, dtype=torch.long)
+    j = T_text - 1
+    for t in range(T_dec - 1, -1, -1):
+        durations[j] += 1
+        if t > 0 and moved[t, j]:
+            j -= 1
+    return durations
+
+
+class DurationPredictor(nn.Module):
+    """How many decoder steps each symbol lasts, from the encoder's output (FastSpeech, Ren et al.,
+    2019, section 3.3: two convolutions with ReLU, layer norm and dropout, then a linear layer).
+    Predicts log(1 + steps)."""
+
+    def __init__(self, d_in: int, channels: int, kernel: int = 3, dropout: float = 0.1):
+        super().__init__()
+        self.convs = nn.ModuleList([nn.Conv1d(d_in, channels, kernel, padding=kernel // 2),
+                                    nn.Conv1d(channels, channels, kernel, padding=kernel // 2)])
+        self.norms = nn.ModuleList([nn.LayerNorm(channels), nn.LayerNorm(channels)])
+        self.dropout = dropout
+        self.out = nn.Linear(channels, 1)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Shapes: x (B, T_text, d_in), mask (B, T_text) True = valid -> log(1 + steps) (B, T_text)."""
+        if mask is not None:
+            x = x * mask[:, :, None]
+        for conv, norm in zip(self.convs, self.norms):
+            x = norm(F.relu(conv(x.transpose(1, 2)).transpose(1, 2)))
+            x = F.dropout(x, self.dropout, self.training)
+        return self.out(x).squeeze(-1)

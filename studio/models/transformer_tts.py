@@ -19,8 +19,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from studio.models.layers import (ConvNorm, Postnet, Prenet, decoder_losses, forward_sum_loss, guided_attention_loss,
-                                  lengths_to_mask)
+from studio.models.layers import (ConvNorm, DurationPredictor, Postnet, Prenet, decoder_losses, forward_sum_loss,
+                                  guided_attention_loss, lengths_to_mask, monotonic_durations)
 from studio.models.tacotron import AcousticOutput
 
 
@@ -55,6 +55,10 @@ class TransformerTTSConfig:
     eos_hold_steps: int = 8  # stop after this many steps attending the final symbol
     timing_layer: int = -1  # the encoder-decoder head whose alignment gives word timings
     timing_head: int = 0
+    # duration guide (studio.training.durations adds it to a trained model)
+    duration_channels: int = 0  # width of the duration predictor (0: none; the guard follows the timing head)
+    duration_window: int = 1  # every head sees the symbols within this many of the predicted position
+    duration_weight: float = 1.0  # its loss (log steps, MSE) when training a model that has one
     # loss
     guided_attention_sigma: float = 0.2
     guided_attention_weight: float = 5.0  # on every encoder-decoder head of `guided_layers`
@@ -192,6 +196,7 @@ class TransformerTTS(nn.Module):
         self.mel_proj = nn.Linear(D, cfg.n_mels * cfg.r)
         self.stop_proj = nn.Linear(D, 1)
         self.postnet = Postnet(cfg.n_mels, cfg.postnet_channels, cfg.postnet_kernel, cfg.postnet_layers)
+        self.duration_predictor = DurationPredictor(D, cfg.duration_channels) if cfg.duration_channels > 0 else None
         self.register_buffer("mel_mean", torch.zeros(cfg.n_mels))
         self.register_buffer("mel_std", torch.ones(cfg.n_mels))
 
@@ -271,18 +276,52 @@ class TransformerTTS(nn.Module):
         if cfg.forward_sum_weight > 0:  # one call: the guided layers' heads side by side
             fs = forward_sum_loss(alignment[:, cfg.guided_layers].flatten(1, 2), text_lengths, dec_lengths)
         loss = mel_loss + cfg.stop_weight * stop_loss + cfg.guided_attention_weight * ga + cfg.forward_sum_weight * fs
+        dur = mel.new_zeros(())
+        if self.duration_predictor is not None:
+            timing = alignment[:, self.timing_head[0], self.timing_head[1]]
+            dur = self.duration_loss(memory, text_lengths, timing, dec_lengths)
+            loss = loss + cfg.duration_weight * dur
         return {"loss": loss, "mel_loss": mel_loss.detach(), "stop_loss": stop_loss.detach(),
-                "attn_loss": ga.detach(), "align_loss": fs.detach(),
+                "attn_loss": ga.detach(), "align_loss": fs.detach(), "duration_loss": dur.detach(),
                 "mel_before": mel_before * self.mel_std + self.mel_mean,
                 "mel_after": mel_after * self.mel_std + self.mel_mean,
-                "alignment": alignment[:, self.timing_head[0], self.timing_head[1]], "stop_logits": stop_logits}
+                "alignment": alignment[:, self.timing_head[0], self.timing_head[1]], "stop_logits": stop_logits,
+                "memory": memory.detach()}
+
+    def duration_loss(self, memory: torch.Tensor, text_lengths: torch.Tensor, timing: torch.Tensor,
+                      dec_lengths: torch.Tensor) -> torch.Tensor:
+        """MSE of the predicted log(1 + steps) against the timing head's own monotonic reading of
+        each utterance (`monotonic_durations`). The predictor learns from the model and never
+        changes it: the encoder output is detached.
+
+        Shapes: memory (B, T_text, D), timing (B, T_dec, T_text), lengths (B,)
+        """
+        target = torch.zeros(memory.shape[:2], device=memory.device)
+        valid = torch.zeros(memory.shape[:2], dtype=torch.bool, device=memory.device)
+        for b in range(memory.shape[0]):
+            n, t = int(text_lengths[b]), int(dec_lengths[b])
+            d = monotonic_durations(timing[b, :t, :n])
+            if d is not None:
+                target[b, :n] = torch.log1p(d.float()).to(memory.device)
+                valid[b, :n] = True
+        if not valid.any():
+            return memory.new_zeros(())
+        mask = lengths_to_mask(text_lengths, memory.shape[1])
+        pred = self.duration_predictor(memory.detach(), mask)
+        return F.mse_loss(pred[valid], target[valid])
+
+    @torch.no_grad()
+    def predict_durations(self, memory: torch.Tensor) -> torch.Tensor:
+        """Decoder steps per symbol, at least one each. Shapes: memory (1, T_text, D) -> (T_text,) int64."""
+        log_steps = self.duration_predictor(memory)[0]
+        return torch.clamp(torch.round(torch.expm1(log_steps)), min=1).long()
 
     # ------------------------------------------------------------------ inference
 
     @torch.no_grad()
     def infer(self, ids: torch.Tensor, speaker: int = 0, monotonic: bool = True, window_ahead: int | None = None,
               max_steps: int | None = None, seed: int = 0, use_cache: bool = True,
-              max_advance: int | None = None) -> AcousticOutput:
+              max_advance: int | None = None, guide: str = "peak") -> AcousticOutput:
         """Free-running synthesis of one utterance. With `use_cache`, each step runs the decoder
         on the one new position against cached keys and values; without, it reruns the whole
         prefix (the reference the cache is tested against).
@@ -290,6 +329,12 @@ class TransformerTTS(nn.Module):
         The monotonic guard masks every encoder-decoder head to a window around the timing
         head's furthest peak. With `max_advance`, that peak moves at most so many symbols a step,
         so one jumpy step cannot drag the window (and with it every head) past unread symbols.
+
+        `guide` says what moves the window: "peak" (the timing head, as above) or "duration" (for a
+        model with a duration predictor): the window is centred on the symbol the predicted
+        durations say is due at this step, `duration_window` symbols either side, so no head can
+        race ahead of the text or fall back however it attends; the decoder still says when to
+        stop once the last symbol is due. The engine asks for it when the model's own take fails.
 
         Shapes: ids (T_text,) -> mel (T_mel, n_mels), alignment (L, H, T_dec, T_text),
         timing_alignment (T_dec, T_text), stop (T_dec,)
@@ -307,6 +352,13 @@ class TransformerTTS(nn.Module):
         advance = cfg.max_advance if max_advance is None else max_advance
         positions = torch.arange(T_text, device=dev)
         tl, th = self.timing_head
+        if guide not in ("peak", "duration") or (guide == "duration" and self.duration_predictor is None):
+            raise ValueError(f"guide {guide!r} is not available for this model")
+        due = None  # with the duration guide: the symbol due at each step
+        if monotonic and guide == "duration":
+            steps = self.predict_durations(memory)
+            due = torch.repeat_interleave(torch.arange(T_text, device=dev), steps.to(dev))
+            limit = min(max_steps or len(due) + cfg.eos_hold_steps, cfg.max_positions)  # the durations set the length
         inputs = memory.new_zeros(1, 1, cfg.n_mels)  # the go frame
         frames, stops, steps_weights = [], [], []
         caches = None
@@ -314,7 +366,10 @@ class TransformerTTS(nn.Module):
         masks: list[torch.Tensor] = []
         for step in range(limit):
             window = torch.ones(T_text, dtype=torch.bool, device=dev)
-            if monotonic:
+            if due is not None:
+                centre = int(due[min(step, len(due) - 1)])
+                window = (positions - centre).abs() <= min(cfg.duration_window, ahead)
+            elif monotonic:
                 window = (positions >= peak - cfg.window_back) & (positions <= peak + ahead)
             masks.append(window)
             if use_cache:
@@ -338,7 +393,11 @@ class TransformerTTS(nn.Module):
                 peak = max(peak, p) if advance <= 0 else min(max(peak, p), peak + advance)
             inputs = torch.cat([inputs, f.view(1, r, cfg.n_mels)[:, -1:]], dim=1)
             at_end = at_end + 1 if peak >= T_text - 1 else 0
-            if float(stops[-1]) > cfg.stop_threshold or at_end > cfg.eos_hold_steps:
+            if due is not None:  # the text is read when its last symbol is due
+                if (float(stops[-1]) > cfg.stop_threshold and step >= len(due) - 2) or step + 1 >= limit:
+                    hit_limit = False
+                    break
+            elif float(stops[-1]) > cfg.stop_threshold or at_end > cfg.eos_hold_steps:
                 hit_limit = False
                 break
         mel_before = torch.cat(frames).view(1, -1, cfg.n_mels)
