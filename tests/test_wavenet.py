@@ -106,6 +106,7 @@ def test_vocoder_training_runs_and_resumes(tmp_path):
     blob = load_checkpoint(tmp_path / "run" / "model.pt")
     assert blob["model_type"] == "wavenet" and blob["config"]["hop_length"] == 200
     assert list((tmp_path / "run" / "samples").glob("copy_*.wav"))
+    assert 0 <= blob["metrics"]["sample_stoi"] <= 1 and 1 <= blob["metrics"]["sample_pesq"] <= 4.7
     res = subprocess.run(cmd + ["--set", "train.max_steps=3"], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert res.returncode == 0 and load_checkpoint(tmp_path / "run" / "last.pt")["train_state"]["step"] == 3
 

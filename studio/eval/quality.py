@@ -115,8 +115,9 @@ def evaluate_quality(engine, model: str, vocoder: str = "griffinlim", voices: li
 
 def hard_sentence_health(engine, model: str, voices: list[str]) -> dict:
     """Alignment health on the hard list, without retakes, so failures are the model's own; each
-    failed line is then made again with the engine's retakes (tighter window, new seed, clause by
-    clause), and `failures_after_retakes` counts what a studio user would still be handed."""
+    failed line is then made again with the engine's retakes (pinned to predicted durations where the
+    model has them, tighter window, new seed, clause by clause), and `failures_after_retakes`
+    counts what a studio user would still be handed."""
     sentences = read_list("hard.txt")
     failures, after_retakes, total, details = 0, 0, 0, []
     focus, mono, skips, repeats, runaways = [], [], 0, 0, 0
