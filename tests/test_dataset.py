@@ -101,3 +101,48 @@ def test_sampler_joins_up_to_join_max_utterances():
             assert len(x) == len(b[0])  # one size within a batch
     with pytest.raises(ValueError):
         BucketBatchSampler(lengths, 24, groups=groups, join_prob=0.5, join_max=1)
+
+
+def test_pack_is_lossless_balanced_within_budget_and_trains_without_espeak(tmp_path, monkeypatch):
+    import soundfile as sf
+
+    from studio.training.dataset import VocoderDataset, audio_path
+    from studio.training.pack import pack_corpus
+    from studio.training.train import vocoder_frontend
+
+    root = tmp_path / "corpus"
+    (root / "wavs").mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    rows = []
+    for voice in ("slt", "rms"):
+        for i in range(6):
+            uid = f"{voice}_{i}"
+            save_wav(root / "wavs" / f"{uid}.wav", rng.standard_normal(8000 + 400 * i).astype(np.float32) * 0.1, 16000)
+            rows.append(f"{uid}|Line {i}.|Line {i}.|{voice}")
+    (root / "metadata.csv").write_text("\n".join(rows) + "\n")
+    one = (root / "wavs" / "slt_0.wav").stat().st_size / 2**20
+
+    info = pack_corpus(root, tmp_path / "pack", max_mb=5 * one)  # FLAC of noise is nearly WAV-sized
+    kept = read_metadata(tmp_path / "pack")
+    assert 2 <= info["utterances"] == len(kept) < 12 and info["voices"] == ["rms", "slt"]
+    counts = [sum(it.speaker == v for it in kept) for v in ("rms", "slt")]
+    assert abs(counts[0] - counts[1]) <= 1  # voices in turn
+    assert sum(f.stat().st_size for f in (tmp_path / "pack" / "wavs").iterdir()) <= 5 * one * 2**20
+    for it in kept:
+        path = audio_path(tmp_path / "pack", it.id)
+        assert path.suffix == ".flac"
+        original, _ = sf.read(str(root / "wavs" / f"{it.id}.wav"), dtype="int16")
+        packed, sr = sf.read(str(path), dtype="int16")
+        assert sr == 16000 and np.array_equal(original, packed)  # lossless
+
+    def no_espeak(texts):
+        raise ImportError("No module named 'phonemizer'")
+
+    monkeypatch.setattr("studio.text.g2p.phonemize_batch", no_espeak)  # as on a machine without espeak
+    audio = AudioConfig()
+    kind = vocoder_frontend(tmp_path / "pack", audio)
+    assert kind == "characters"
+    ds = TTSDataset(tmp_path / "pack", audio, Frontend(Vocab.characters(), kind))
+    vds = VocoderDataset(ds, segment_frames=20)
+    seg = vds[0]
+    assert seg["wav"].shape == (20 * audio.hop_length,) and seg["mel"].shape == (20, audio.n_mels)

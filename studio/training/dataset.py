@@ -1,4 +1,4 @@
-"""LJSpeech-format datasets: `metadata.csv` + `wavs/`, one or many speakers.
+"""LJSpeech-format datasets: `metadata.csv` + `wavs/` (`ID.wav`, or `ID.flac`), one or many speakers.
 
 Rows are `id|text|normalised text[|speaker]` (LJSpeech itself has no speaker column: every row
 is then speaker 0). Mels and symbol ids are computed once and cached in `<data>/cache/`, keyed
@@ -37,6 +37,13 @@ class Item:
     speaker: str
 
 
+def audio_path(root: Path, uid: str) -> Path:
+    """`wavs/ID.wav`, or `wavs/ID.flac` where only that exists (a packed corpus is FLAC)."""
+    wav = root / "wavs" / f"{uid}.wav"
+    flac = wav.with_suffix(".flac")
+    return flac if not wav.exists() and flac.exists() else wav
+
+
 def read_metadata(root: Path) -> list[Item]:
     items = []
     with open(root / "metadata.csv", encoding="utf-8", newline="") as f:
@@ -62,12 +69,17 @@ class TTSDataset(Dataset):
         self.speakers = speakers or sorted({it.speaker for it in items})
         self.speaker_index = {s: i for i, s in enumerate(self.speakers)}
         items = [it for it in items if it.speaker in self.speaker_index]
-        key = json.dumps([audio.to_dict(), frontend.kind, frontend.vocab.to_list()], sort_keys=True)
-        self.cache = self.root / "cache" / hashlib.sha1(key.encode()).hexdigest()[:12]
+        self.cache = self.cache_dir(self.root, audio, frontend)
         self.cache.mkdir(parents=True, exist_ok=True)
         self._prepare(items)
         self.items = [it for it in items if 2 <= self.lengths[it.id][0] and self.lengths[it.id][1] <= max_frames]
         log.info("%d utterances, %d speakers (%s)", len(self.items), len(self.speakers), self.root)
+
+    @staticmethod
+    def cache_dir(root: Path, audio: AudioConfig, frontend) -> Path:
+        """Where the features of `root` for this AudioConfig and front-end are cached."""
+        key = json.dumps([audio.to_dict(), frontend.kind, frontend.vocab.to_list()], sort_keys=True)
+        return Path(root) / "cache" / hashlib.sha1(key.encode()).hexdigest()[:12]
 
     def _prepare(self, items: list[Item]) -> None:
         from tqdm import tqdm
@@ -85,7 +97,7 @@ class TTSDataset(Dataset):
             else:
                 symbols = [self.frontend.symbols(it.normalized) for it in todo]
             for it, sym in tqdm(list(zip(todo, symbols)), desc="features", unit="utt"):
-                wav, _ = load_wav(self.root / "wavs" / f"{it.id}.wav", self.audio.sample_rate)
+                wav, _ = load_wav(audio_path(self.root, it.id), self.audio.sample_rate)
                 mel = mel_spectrogram(wav, self.audio).numpy().astype(np.float16)
                 ids = np.asarray(self.frontend.vocab.encode(sym), dtype=np.int16)
                 np.savez(self.cache / f"{it.id}.npz", mel=mel, ids=ids)
@@ -236,7 +248,17 @@ class VocoderDataset(Dataset):
         self.segment_frames = segment_frames
         self.hop = acoustic.audio.hop_length
         self.items = [i for i in range(len(acoustic)) if acoustic.frame_count(i) > segment_frames + 2]
-        self.rng = random.Random(seed)
+        self.seed = seed
+        self.rng, self._rng_owner = random.Random(seed), None
+
+    def _random(self) -> random.Random:
+        """This process's segment RNG: each DataLoader worker gets its own stream (seeded from the
+        worker's seed), instead of every worker repeating the parent's."""
+        info = torch.utils.data.get_worker_info()
+        owner = None if info is None else (info.id, info.seed)
+        if owner != self._rng_owner:
+            self.rng, self._rng_owner = random.Random(self.seed if info is None else info.seed), owner
+        return self.rng
 
     def __len__(self) -> int:
         return len(self.items)
@@ -248,9 +270,9 @@ class VocoderDataset(Dataset):
         if self.mel_dir is not None and (self.mel_dir / f"{it.id}.npy").exists():
             gta = torch.from_numpy(np.load(self.mel_dir / f"{it.id}.npy").astype(np.float32))
             mel = gta[: len(mel)]
-        wav, _ = load_wav(self.acoustic.root / "wavs" / f"{it.id}.wav", self.acoustic.audio.sample_rate)
+        wav, _ = load_wav(audio_path(self.acoustic.root, it.id), self.acoustic.audio.sample_rate)
         n = min(len(mel), len(wav) // self.hop)
-        start = self.rng.randint(0, max(0, n - self.segment_frames))
+        start = self._random().randint(0, max(0, n - self.segment_frames))
         seg = wav[start * self.hop : (start + self.segment_frames) * self.hop]
         seg = np.pad(seg, (0, self.segment_frames * self.hop - len(seg)))
         return {"id": it.id, "wav": torch.from_numpy(seg.astype(np.float32)),

@@ -24,7 +24,7 @@ from studio.audio import AudioConfig, griffin_lim, save_wav
 from studio.checkpoint import config_from_dict, fewer_frames_per_step, load_checkpoint
 from studio.text import Frontend, Vocab, normalize
 from studio.training.corpus import TEACHERS
-from studio.training.dataset import BucketBatchSampler, TTSDataset, collate
+from studio.training.dataset import BucketBatchSampler, TTSDataset, audio_path, collate
 from studio.training.trainer import Trainer, TrainConfig, apply_json, parse_overrides
 
 log = logging.getLogger(__name__)
@@ -107,7 +107,7 @@ def make_vocoder_sample_fn(vds, audio: AudioConfig):
     index = vds.items[0]
     it = vds.acoustic.items[index]
     mel = vds.acoustic[index]["mel"][:80].numpy()  # one second
-    ref, _ = load_wav(vds.acoustic.root / "wavs" / f"{it.id}.wav", audio.sample_rate)
+    ref, _ = load_wav(audio_path(vds.acoustic.root, it.id), audio.sample_rate)
     ref = ref[: len(mel) * audio.hop_length]
     speakers = sorted(vds.acoustic.speaker_index, key=vds.acoustic.speaker_index.get)
     if measured:
@@ -130,6 +130,21 @@ def make_vocoder_sample_fn(vds, audio: AudioConfig):
         return scores
 
     return sample
+
+
+def vocoder_frontend(data: Path, audio: AudioConfig) -> str:
+    """The vocoder reads no text: it shares the acoustic models' phoneme feature cache where that
+    exists, and otherwise caches with plain characters, which need no espeak (a packed corpus on
+    a machine without it)."""
+    if TTSDataset.cache_dir(data, audio, Frontend(Vocab.phonemes(), "phonemes")).joinpath("index.json").exists():
+        return "phonemes"
+    try:
+        from studio.text.g2p import phonemize_batch
+
+        phonemize_batch(["a"])
+        return "phonemes"
+    except Exception:  # noqa: BLE001 - no espeak here: characters serve the vocoder as well
+        return "characters"
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -170,7 +185,7 @@ def main(argv: list[str] | None = None) -> None:
         log.info("initialising an r=%d model from an r=%d checkpoint", mcfg.r, r0)
 
     vocoder = args.model == "wavenet"
-    kind = "phonemes" if vocoder else mcfg.frontend
+    kind = mcfg.frontend if not vocoder else vocoder_frontend(args.data, audio)
     vocab = Vocab(base_blob["vocab"]) if base_blob and base_blob.get("vocab") else (
         Vocab.phonemes() if kind == "phonemes" else Vocab.characters())
     frontend = Frontend(vocab, kind)
