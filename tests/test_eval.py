@@ -47,6 +47,17 @@ def test_recognizer_hears_the_teacher(teacher_wav):
     assert wer("the quick brown fox jumps over the lazy dog", hyp) <= 0.25, hyp
 
 
+def test_a_transcript_does_not_depend_on_what_was_heard_before():
+    from studio.training.corpus import TEACHERS, synthesize_teacher
+
+    line = synthesize_teacher(TEACHERS["slt"], "Treated natives as subhuman.", AudioConfig())
+    noise = np.random.default_rng(0).standard_normal(32000).astype(np.float32) * 0.3
+    recognizer = Recognizer()
+    first = recognizer.transcribe(line, 16000)
+    recognizer.transcribe(noise, 16000)  # once changed the next line's transcript
+    assert recognizer.transcribe(line, 16000) == first
+
+
 def test_health_of_a_clean_diagonal():
     a = np.zeros((30, 12))
     for t in range(30):

@@ -75,6 +75,10 @@ class Recognizer:
         pcm = (np.clip(x, -1, 1) * 32767).astype(np.int16).tobytes()
         with self._lock:
             d = self._decoder
+            # Each utterance from a clean slate: the feature front-end adapts (cepstral mean,
+            # noise estimate) across utterances, so a line's transcript depended on what was
+            # heard before it, and a teacher's WER on the model evaluated beside it.
+            d.reinit_feat()
             d.start_utt()
             d.process_raw(pcm, full_utt=True)
             d.end_utt()
