@@ -138,6 +138,10 @@ def test_pack_is_lossless_balanced_within_budget_and_trains_without_espeak(tmp_p
     def no_espeak(texts):
         raise ImportError("No module named 'phonemizer'")
 
+    with pytest.raises(SystemExit, match="not a pack"):
+        pack_corpus(root, root, max_mb=1)  # never replaces a folder it did not make
+    assert pack_corpus(root, tmp_path / "pack", max_mb=5 * one) == info  # an earlier pack is replaced
+
     monkeypatch.setattr("studio.text.g2p.phonemize_batch", no_espeak)  # as on a machine without espeak
     audio = AudioConfig()
     kind = vocoder_frontend(tmp_path / "pack", audio)
