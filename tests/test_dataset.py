@@ -150,3 +150,5 @@ def test_pack_is_lossless_balanced_within_budget_and_trains_without_espeak(tmp_p
     vds = VocoderDataset(ds, segment_frames=20)
     seg = vds[0]
     assert seg["wav"].shape == (20 * audio.hop_length,) and seg["mel"].shape == (20, audio.n_mels)
+    longer = VocoderDataset(ds, segment_frames=20, min_epoch=5 * len(vds) + 1)  # a small pack, a longer epoch
+    assert len(longer) == 6 * len(vds) and longer[len(vds)]["id"] == vds[0]["id"]

@@ -239,15 +239,20 @@ class VocoderDataset(Dataset):
     exactly the features the acoustic models are trained to predict, or, with `mel_dir`, from
     an acoustic model's teacher-forced predictions (`studio.training.gta`; utterances without
     one fall back to the real mel). Frame i is centred on sample i * hop.
+
+    An epoch draws at least `min_epoch` segments: a small corpus (a pack of a few hundred
+    utterances) visits each utterance several times, at different random offsets, so a fast
+    machine does not restart its DataLoader workers every dozen steps.
     """
 
     def __init__(self, acoustic: TTSDataset, segment_frames: int = 40, seed: int = 0,
-                 mel_dir: str | Path | None = None):
+                 mel_dir: str | Path | None = None, min_epoch: int = 0):
         self.acoustic = acoustic
         self.mel_dir = Path(mel_dir) if mel_dir else None
         self.segment_frames = segment_frames
         self.hop = acoustic.audio.hop_length
         self.items = [i for i in range(len(acoustic)) if acoustic.frame_count(i) > segment_frames + 2]
+        self.repeats = max(1, -(-min_epoch // max(1, len(self.items))))
         self.seed = seed
         self.rng, self._rng_owner = random.Random(seed), None
 
@@ -261,10 +266,10 @@ class VocoderDataset(Dataset):
         return self.rng
 
     def __len__(self) -> int:
-        return len(self.items)
+        return len(self.items) * self.repeats
 
     def __getitem__(self, k: int) -> dict:
-        i = self.items[k]
+        i = self.items[k % len(self.items)]
         it = self.acoustic.items[i]
         mel = self.acoustic[i]["mel"]
         if self.mel_dir is not None and (self.mel_dir / f"{it.id}.npy").exists():

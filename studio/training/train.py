@@ -197,7 +197,7 @@ def main(argv: list[str] | None = None) -> None:
 
         mcfg.n_mels, mcfg.hop_length, mcfg.sample_rate = audio.n_mels, audio.hop_length, audio.sample_rate
         mcfg.n_speakers = len(ds.speakers)
-        vds = VocoderDataset(ds, seed=tcfg.seed, mel_dir=args.gta)
+        vds = VocoderDataset(ds, seed=tcfg.seed, mel_dir=args.gta, min_epoch=200 * tcfg.batch_size)
     else:
         mcfg.n_symbols, mcfg.n_mels, mcfg.n_speakers = len(vocab), audio.n_mels, len(ds.speakers)
     torch.manual_seed(tcfg.seed)
