@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from studio.audio import AudioConfig
-from studio.checkpoint import load_checkpoint, save_checkpoint
+from studio.checkpoint import load_checkpoint, save_checkpoint, write_blob
 from studio.models.transformer_tts import MultiHeadAttention, PositionalEncoding, TransformerTTS, TransformerTTSConfig
 from studio.text import Vocab
 from tests.conftest import SPEAKERS, assert_every_parameter_changes
@@ -247,6 +247,12 @@ def test_averaging_snapshots_means_the_weights_and_loads(tmp_path):
         average([str(paths[0]), str(tmp_path / "other.pt"), "--out", str(tmp_path / "bad.pt")])
     assert not (tmp_path / "bad.pt").exists()
 
+    older = load_checkpoint(paths[0])  # written before a config field existed: its default is assumed
+    del older["config"]["duration_window"]
+    write_blob(tmp_path / "older.pt", older)
+    average([str(tmp_path / "older.pt"), str(paths[1]), "--out", str(tmp_path / "mixed.pt")])
+    assert load_checkpoint(tmp_path / "mixed.pt")["config"]["duration_window"] == cfg.duration_window
+
 
 def test_monotonic_durations_read_the_most_likely_path():
     from studio.models.layers import monotonic_durations
@@ -287,6 +293,24 @@ def test_duration_guide_pins_every_head_to_the_due_symbol():
         TransformerTTS(tiny()).infer(ids, guide="duration")  # no predictor, no duration guide
 
 
+def test_duration_fit_calibrates_the_length():
+    """Steps that vary around their symbol's mean: a log-domain fit says the geometric mean, so its
+    lines come out short; the fitted length scale puts the total right on held-out lines."""
+    from studio.training.durations import fit_predictor
+
+    g = torch.Generator().manual_seed(0)
+    pairs = []
+    for _ in range(200):
+        kind = torch.randint(0, 2, (12,), generator=g)
+        memory = torch.nn.functional.one_hot(kind, 4).float()  # two kinds of symbol: long vowels, short consonants
+        mean = torch.where(kind == 1, 6.0, 2.0)
+        steps = torch.clamp(torch.round(mean * torch.exp(0.6 * torch.randn(12, generator=g))), min=1).long()
+        pairs.append((memory, steps))
+    _, metrics = fit_predictor(pairs, channels=8, epochs=40, lr=1e-2, val_fraction=0.2)
+    assert 1.05 < metrics["length_scale"] < 1.5, metrics  # a geometric mean sits below the arithmetic one
+    assert abs(metrics["length_bias"]) < 0.05, metrics
+
+
 def test_duration_tool_adds_a_predictor_and_the_engine_retakes_with_it(tmp_path, monkeypatch):
     import studio.engine
     from studio.engine import Engine
@@ -305,6 +329,7 @@ def test_duration_tool_adds_a_predictor_and_the_engine_retakes_with_it(tmp_path,
                "--channels", "8", "--epochs", "2"])
     before, after = load_checkpoint(src), load_checkpoint(ck / "transformer_tts.pt")
     assert after["config"]["duration_channels"] == 8 and after["metrics"]["steps"] == 7
+    assert after["config"]["duration_scale"] == after["metrics"]["durations"]["length_scale"] > 0
     assert after["metrics"]["durations"]["read"] == 8 and after["metrics"]["durations"]["mae_steps"] >= 0
     for k, v in before["state_dict"].items():  # the model itself is untouched
         assert torch.equal(after["state_dict"][k], v)

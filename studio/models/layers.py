@@ -202,3 +202,18 @@ class DurationPredictor(nn.Module):
             x = norm(F.relu(conv(x.transpose(1, 2)).transpose(1, 2)))
             x = F.dropout(x, self.dropout, self.training)
         return self.out(x).squeeze(-1)
+
+    @staticmethod
+    def to_steps(log_steps: torch.Tensor, mask: torch.Tensor | None = None, scale: float = 1.0) -> torch.Tensor:
+        """Whole decoder steps per symbol from predicted log(1 + steps), times `scale`, at least one
+        each. Rounded on the running total, so a line lasts the rounded sum of the real-valued
+        steps (rounding each symbol alone can drop up to half a step per symbol).
+
+        Shapes: log_steps (B, T_text), mask (B, T_text) True = valid -> (B, T_text) int64, 0 where masked.
+        """
+        steps = torch.expm1(log_steps).clamp(min=0) * scale
+        if mask is not None:
+            steps = steps * mask
+        ends = torch.round(torch.cumsum(steps, dim=-1))
+        out = torch.diff(ends, dim=-1, prepend=torch.zeros_like(ends[..., :1])).clamp(min=1)
+        return (out if mask is None else out * mask).long()

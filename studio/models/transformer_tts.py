@@ -59,6 +59,7 @@ class TransformerTTSConfig:
     duration_channels: int = 0  # width of the duration predictor (0: none; the guard follows the timing head)
     duration_window: int = 1  # every head sees the symbols within this many of the predicted position
     duration_weight: float = 1.0  # its loss (log steps, MSE) when training a model that has one
+    duration_scale: float = 1.0  # predicted steps are multiplied by this (the fit's length calibration)
     # loss
     guided_attention_sigma: float = 0.2
     guided_attention_weight: float = 5.0  # on every encoder-decoder head of `guided_layers`
@@ -313,8 +314,7 @@ class TransformerTTS(nn.Module):
     @torch.no_grad()
     def predict_durations(self, memory: torch.Tensor) -> torch.Tensor:
         """Decoder steps per symbol, at least one each. Shapes: memory (1, T_text, D) -> (T_text,) int64."""
-        log_steps = self.duration_predictor(memory)[0]
-        return torch.clamp(torch.round(torch.expm1(log_steps)), min=1).long()
+        return self.duration_predictor.to_steps(self.duration_predictor(memory), scale=self.cfg.duration_scale)[0]
 
     # ------------------------------------------------------------------ inference
 

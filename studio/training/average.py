@@ -14,17 +14,25 @@ first snapshot's dtype (fp16 for `RUN/model.pt` exports); integer buffers (count
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 from pathlib import Path
 
 import torch
 
-from studio.checkpoint import load_checkpoint, write_blob
+from studio.checkpoint import config_from_dict, load_checkpoint, write_blob
 from studio.errors import CheckpointError
 
 log = logging.getLogger(__name__)
 
 _SAME = ("model_type", "config", "audio", "vocab", "speakers")
+
+
+def _full_config(blob: dict) -> dict:
+    """The model config with every field: a snapshot written before a field existed has its default."""
+    from studio.training.train import model_family
+
+    return dataclasses.asdict(config_from_dict(model_family(blob["model_type"])[1], blob["config"]))
 
 
 def average_checkpoints(paths: list[Path]) -> dict:
@@ -33,6 +41,8 @@ def average_checkpoints(paths: list[Path]) -> dict:
     if len(paths) < 2:
         raise ValueError("averaging needs at least two checkpoints")
     blobs = [load_checkpoint(p) for p in paths]
+    if len({b["model_type"] for b in blobs}) == 1:
+        blobs = [{**b, "config": _full_config(b)} for b in blobs]
     first = blobs[0]
     for p, b in zip(paths[1:], blobs[1:]):
         for key in _SAME:
