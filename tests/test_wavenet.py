@@ -85,6 +85,28 @@ def test_mu_law_round_trip():
     assert float((back - x).abs().max()) < 0.05
 
 
+def test_preemphasis_round_trip_and_the_vocoder_undoes_it():
+    from studio.training.dataset import collate_vocoder
+    from studio.vocoders.wavenet import WaveNetVocoder, deemphasize, preemphasize
+
+    x = torch.randn(2, 500) * 0.1
+    y = preemphasize(x, 0.86)
+    torch.testing.assert_close(y[:, 1:], x[:, 1:] - 0.86 * x[:, :-1])
+    torch.testing.assert_close(deemphasize(y, 0.86), x, rtol=1e-4, atol=1e-5)
+    assert preemphasize(x, 0.0) is x and deemphasize(x, 0.0) is x
+    batch = collate_vocoder([{"id": "a", "wav": x[0], "mel": torch.zeros(2, 80), "speaker": 0}], 256, 0.86)
+    assert torch.equal(batch["audio"][0], mu_law_encode(y[0], 256))  # the model learns the emphasised signal
+
+    torch.manual_seed(0)
+    plain = WaveNet(tiny(fold_seconds=8 * 5 / 16000, fold_overlap_seconds=8 / 16000))
+    emph = WaveNet(tiny(fold_seconds=8 * 5 / 16000, fold_overlap_seconds=8 / 16000, preemphasis=0.86))
+    emph.load_state_dict(plain.state_dict())
+    mel = torch.randn(12, 80).numpy()
+    a, b = WaveNetVocoder(plain).infer(mel, seed=2), WaveNetVocoder(emph).infer(mel, seed=2)
+    expected = deemphasize(torch.from_numpy(a), 0.86).clamp(-1, 1)  # clipped like any other take
+    np.testing.assert_allclose(b, expected.numpy(), rtol=1e-4, atol=1e-5)
+
+
 def test_vocoder_training_runs_and_resumes(tmp_path):
     import json
     import subprocess

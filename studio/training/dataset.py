@@ -284,10 +284,10 @@ class VocoderDataset(Dataset):
                 "mel": mel[start : start + self.segment_frames], "speaker": self.acoustic.speaker_index[it.speaker]}
 
 
-def collate_vocoder(batch: list[dict], quantize_channels: int) -> dict:
-    from studio.vocoders.wavenet import mu_law_encode
+def collate_vocoder(batch: list[dict], quantize_channels: int, preemphasis: float = 0.0) -> dict:
+    from studio.vocoders.wavenet import mu_law_encode, preemphasize
 
-    wav = torch.stack([b["wav"] for b in batch])  # (B, T_wav)
+    wav = preemphasize(torch.stack([b["wav"] for b in batch]), preemphasis)  # (B, T_wav)
     return {"ids": [b["id"] for b in batch], "audio": mu_law_encode(wav, quantize_channels),
             "mel": torch.stack([b["mel"] for b in batch]),  # (B, T_mel, n_mels)
             "speaker": torch.tensor([b["speaker"] for b in batch])}

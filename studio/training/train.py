@@ -219,7 +219,8 @@ def main(argv: list[str] | None = None) -> None:
             g = torch.Generator().manual_seed(tcfg.seed + epoch)
             return DataLoader(vds, batch_size=tcfg.batch_size, sampler=sampler, shuffle=sampler is None,
                               generator=g, num_workers=tcfg.num_workers, drop_last=True,
-                              collate_fn=partial(collate_vocoder, quantize_channels=mcfg.quantize_channels))
+                              collate_fn=partial(collate_vocoder, quantize_channels=mcfg.quantize_channels,
+                                                 preemphasis=mcfg.preemphasis))
         sampler = BucketBatchSampler([ds.frame_count(i) for i in range(len(ds))], tcfg.batch_size,
                                      seed=tcfg.seed, rank=tr.rank, world=tr.world,
                                      groups=[ds.speaker_of(i) for i in range(len(ds))], join_prob=tcfg.join_prob,

@@ -37,6 +37,7 @@ class WaveNetConfig:
     sample_rate: int = 16000  # derived from the AudioConfig
     n_speakers: int = 1  # derived from the corpus
     quantize_channels: int = 256  # mu-law classes
+    preemphasis: float = 0.0  # model x[n] - a * x[n-1] (0: the waveform itself); generation undoes it
     layers: int = 8  # dilated layers per stack; dilation 1, 2, 4, ... 2^(layers-1)
     stacks: int = 2  # the dilation pattern is repeated this many times
     kernel_size: int = 2  # causal kernel width
@@ -58,6 +59,27 @@ def mu_law_encode(wav: torch.Tensor, channels: int) -> torch.Tensor:
 
 def mu_law_decode(q: torch.Tensor, channels: int) -> torch.Tensor:
     return torchaudio.functional.mu_law_decoding(q, channels)
+
+
+def preemphasize(wav: torch.Tensor, coef: float) -> torch.Tensor:
+    """y[n] = x[n] - coef * x[n-1] along the last axis (x[-1] = 0).
+
+    With it the mu-law quantisation and sampling noise, white in y, comes out of `deemphasize`
+    shaped like speech (strong at low frequencies, where the voice masks it, weak at high ones),
+    as in FFTNet (Jin et al., 2018, section 3.1) and LPCNet (Valin and Skoglund, 2019).
+    """
+    if coef == 0.0:
+        return wav
+    return wav - coef * F.pad(wav[..., :-1], (1, 0))
+
+
+def deemphasize(wav: torch.Tensor, coef: float) -> torch.Tensor:
+    """The inverse of `preemphasize`: x[n] = y[n] + coef * x[n-1]."""
+    if coef == 0.0:
+        return wav
+    one = torch.ones((), dtype=wav.dtype)
+    return torchaudio.functional.lfilter(wav, torch.stack([one, -coef * one]), torch.stack([one, 0 * one]),
+                                         clamp=False)
 
 
 def interpolate(frames: torch.Tensor, hop: int) -> torch.Tensor:
@@ -336,5 +358,5 @@ class WaveNetVocoder:
         segs, n = fold(c, frames, overlap)  # (N, frames + 2 * overlap, cond)
         spk = torch.full((n,), self.speakers.get(voice, 0), dtype=torch.long)
         q = self.model.generate(None, spk, seed=seed, cond=segs.transpose(1, 2))  # (N, seg_samples)
-        wav = mu_law_decode(q, cfg.quantize_channels)
-        return unfold(wav, cfg.hop_length, frames, overlap, len(m)).numpy().astype(np.float32)
+        wav = unfold(mu_law_decode(q, cfg.quantize_channels), cfg.hop_length, frames, overlap, len(m))
+        return deemphasize(wav, cfg.preemphasis).clamp(-1, 1).numpy().astype(np.float32)
