@@ -33,6 +33,7 @@ class TrainConfig:
     lr_min: float = 1e-5  # floor of the decay
     warmup_steps: int = 400  # linear warm-up
     decay_steps: int = 40000  # exponential half-life-like scale: lr * 0.5 ** (step / decay_steps)
+    restart_step: int = 0  # warm restart: the schedule (warm-up, then decay) counts from this step
     weight_decay: float = 1e-6
     grad_clip: float = 1.0  # max global gradient norm
     max_steps: int = 100000  # stop here (a run can also be stopped and resumed at any time)
@@ -51,6 +52,7 @@ class TrainConfig:
 
 
 def lr_at(step: int, cfg: TrainConfig) -> float:
+    step = max(0, step - cfg.restart_step)
     if step < cfg.warmup_steps:
         return cfg.lr * (step + 1) / cfg.warmup_steps
     return max(cfg.lr_min, cfg.lr * 0.5 ** ((step - cfg.warmup_steps) / cfg.decay_steps))
