@@ -139,7 +139,8 @@ def update_readme(readme: Path, d: Path) -> None:
     if README_MARKER not in text:
         raise ValueError(f"{readme} has no {README_MARKER} line")
     parts = ["", "### Quality on held-out sentences (pocketsphinx WER beside the teacher's own WER)", "",
-             quality_table(results), "", "### Alignment health on the hard-sentence list (no retakes)", "",
+             quality_table(results), "",
+             "### Alignment health on the hard-sentence list (failures without retakes, then after them)", "",
              hard_table(results), ""]
     if "speed" in results:
         parts += ["### Speed", "", speed_table(results["speed"]), ""]
