@@ -77,9 +77,9 @@ def deemphasize(wav: torch.Tensor, coef: float) -> torch.Tensor:
     """The inverse of `preemphasize`: x[n] = y[n] + coef * x[n-1]."""
     if coef == 0.0:
         return wav
-    one = torch.ones((), dtype=wav.dtype)
-    return torchaudio.functional.lfilter(wav, torch.stack([one, -coef * one]), torch.stack([one, 0 * one]),
-                                         clamp=False)
+    a = torch.tensor([1.0, -coef], dtype=wav.dtype)  # denominator: x[n] - coef * x[n-1]
+    b = torch.tensor([1.0, 0.0], dtype=wav.dtype)  # numerator: y[n]
+    return torchaudio.functional.lfilter(wav, a, b, clamp=False)
 
 
 def interpolate(frames: torch.Tensor, hop: int) -> torch.Tensor:
