@@ -149,3 +149,17 @@ def test_hard_table_reports_failures_before_and_after_retakes():
     assert "after retakes" in table[0] and len(table) == 4
     assert table[2].startswith("| a | 80 | 0 | 0 |")  # nothing failed, so nothing is left after retakes
     assert table[3].startswith("| b | 80 | 12 | 3 |")
+
+
+def test_speed_table_shows_the_kv_cache_speedup_where_measured():
+    from studio.eval.report import speed_table
+
+    common = {"rtf": 0.1, "parameters": 2_000_000, "time_to_first_audio_s": 0.3}
+    table = speed_table({"acoustic": {
+        "tacotron": common,
+        "transformer_tts": {**common, "kv_cache": {"decoder_steps": 925, "cached_s": 2.6, "uncached_s": 5.8,
+                                                   "speedup": 2.23}},
+    }}).splitlines()
+    cache_rows = [r for r in table if "cached keys" in r]
+    assert len(cache_rows) == 1 and cache_rows[0].startswith("| transformer_tts decoding")
+    assert "2.23x" in cache_rows[0] and "925 decoder steps" in cache_rows[0]

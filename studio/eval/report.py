@@ -47,6 +47,11 @@ def speed_table(speed: dict) -> str:
     for name, r in speed.get("acoustic", {}).items():
         rows.append(f"| {name} (acoustic) | {r['rtf']} | {r['parameters'] / 1e6:.1f} M params, "
                     f"first audio of a 10-line script in {r['time_to_first_audio_s']} s |")
+        kv = r.get("kv_cache")
+        if kv:
+            rows.append(f"| {name} decoding with cached keys and values | {kv['speedup']}x faster | "
+                        f"{kv['decoder_steps']} decoder steps in {kv['cached_s']} s, {kv['uncached_s']} s "
+                        f"recomputing the prefix every step |")
     for name, r in speed.get("vocoder", {}).items():
         rows.append(f"| {name} (vocoder) | {r['rtf']} | |")
     for name, r in speed.get("peers", {}).items():
