@@ -102,6 +102,9 @@ def test_quality_eval_and_report_end_to_end(tmp_path, tiny_checkpoint_dir):
     assert 0 <= row["teacher_wer"] <= 1 and row["wer"] >= 0 and row["mcd_db"] > 0
     assert res["hard"]["sentences"] == 20 and 0 <= res["hard"]["mean_focus_rate"] <= 1
     assert 0 <= res["hard"]["failures_after_retakes"] <= res["hard"]["failures"]
+    # a failed take that came out healthy names the retake that mended it
+    assert all(d["retakes"] for d in res["hard"]["details"] if d["after_retakes"] == "healthy")
+    assert sum(res["hard"]["mended_by"].values()) == res["hard"]["failures"] - res["hard"]["failures_after_retakes"]
     assert (tmp_path / "align_tacotron.png").is_file()
     readme = tmp_path / "README.md"
     readme.write_text("# Title\n\nProse stays.\n\n<!-- numbers -->\nold table\n")

@@ -121,6 +121,7 @@ def hard_sentence_health(engine, model: str, voices: list[str]) -> dict:
     sentences = read_list("hard.txt")
     failures, after_retakes, total, details = 0, 0, 0, []
     focus, mono, skips, repeats, runaways = [], [], 0, 0, 0
+    mended_by: dict[str, int] = {}  # which retakes turned a failed take healthy, and how often
     for v in voices:
         for s in sentences:
             take = engine.synthesize(s, voice=v, model=model, retake=False)
@@ -136,12 +137,15 @@ def hard_sentence_health(engine, model: str, voices: list[str]) -> dict:
                 failures += 1
                 again = engine.synthesize(s, voice=v, model=model, retake=True)
                 after_retakes += not again.ok
+                retakes = [seg.retake for seg in again.segments if seg.retake]
+                if again.ok:
+                    mended_by["; ".join(retakes)] = mended_by.get("; ".join(retakes), 0) + 1
                 details.append({"voice": v, "text": s, "verdict": take.health["verdict"],
-                                "after_retakes": again.health["verdict"]})
+                                "after_retakes": again.health["verdict"], "retakes": retakes})
     return {"sentences": total, "failures": failures, "failures_after_retakes": after_retakes, "skips": skips,
             "repeats": repeats, "runaways": runaways,
             "mean_focus_rate": round(float(np.mean(focus)), 4), "mean_monotonicity": round(float(np.mean(mono)), 4),
-            "details": details[:20]}
+            "mended_by": mended_by, "details": details[:20]}
 
 
 def save_alignment_figure(engine, model: str, voice: str, path: Path) -> None:
