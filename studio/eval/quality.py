@@ -139,7 +139,8 @@ def hard_sentence_health(engine, model: str, voices: list[str]) -> dict:
                 after_retakes += not again.ok
                 retakes = [seg.retake for seg in again.segments if seg.retake]
                 if again.ok:
-                    mended_by["; ".join(retakes)] = mended_by.get("; ".join(retakes), 0) + 1
+                    key = "; ".join(retakes)
+                    mended_by[key] = mended_by.get(key, 0) + 1
                 details.append({"voice": v, "text": s, "verdict": take.health["verdict"],
                                 "after_retakes": again.health["verdict"], "retakes": retakes})
     return {"sentences": total, "failures": failures, "failures_after_retakes": after_retakes, "skips": skips,
