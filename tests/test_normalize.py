@@ -20,7 +20,9 @@ from studio.text.normalize import (
     expand_abbreviations,
     fold_unicode,
     normalize,
+    roman_value,
     spell_number,
+    unreadable,
 )
 
 CARDINALS = [
@@ -95,6 +97,7 @@ PERCENT_UNITS = [
     ("He is 6'2\" tall.", "He is six foot two tall."),
 ]
 PHONES = [
+    ("ISBN 978-3-16-148410-0", "ISBN nine seven eight, three, one six, one four eight four one zero, zero"),
     ("555-123-4567", "five five five, one two three, four five six seven"),
     ("(555) 123-4567", "five five five, one two three, four five six seven"),
     ("+1 555 123 4567", "plus one, five five five, one two three, four five six seven"),
@@ -142,6 +145,25 @@ ABBREVIATIONS = [
     ("No. I won't.", "No. I won't."),
     ("John F. Kennedy", "John F Kennedy"),
     ("We chose plan B. Then we left.", "We chose plan B. Then we left."),
+    ("See Fig. 3 and pp. 12-15.", "See Figure three and pages twelve to fifteen."),
+    ("Vol. 2, Ch. 4, p. 7", "Volume two, Chapter four, page seven"),
+    ("the temp. was low", "the temp was low"),  # an unknown abbreviation: no sentence end, no pause
+]
+ROMAN_NUMERALS = [
+    ("King Henry VIII had six wives.", "King Henry the eighth had six wives."),
+    ("Louis XIV and Elizabeth II", "Louis the fourteenth and Elizabeth the second"),
+    ("Pope John Paul II", "Pope John Paul the second"),
+    ("Charles I of England", "Charles the first of England"),
+    ("Thank you, James I appreciate it.", "Thank you, James I appreciate it."),
+    ("Chapter IV begins.", "Chapter four begins."),
+    ("World War II ended; WWI had not.", "World War two ended; World War one had not."),
+    ("Super Bowl LVII", "Super Bowl fifty-seven"),
+    ("Act iii, scene ii.", "Act three, scene two."),
+    ("Rocky IV", "Rocky four"),
+    ("Type II diabetes", "Type two diabetes"),
+    ("Then I left. Malcolm X spoke.", "Then I left. Malcolm X spoke."),
+    ("a Vitamin C tablet in Washington DC", "a Vitamin C tablet in Washington D C"),
+    ("See Vol. III.", "See Volume three."),
 ]
 SYMBOLS = [
     ("salt & pepper", "salt and pepper"),
@@ -195,6 +217,7 @@ CASES = (
     + PHONES
     + RANGES_FRACTIONS
     + ABBREVIATIONS
+    + ROMAN_NUMERALS
     + SYMBOLS
     + ACRONYMS
     + ADDRESSES
@@ -255,6 +278,23 @@ def test_non_string_input_raises_text_error():
 )  # fmt: skip
 def test_spell_number(number, expected):
     assert spell_number(number) == expected
+
+
+@pytest.mark.parametrize(
+    ("numeral", "value"), [("I", 1), ("iv", 4), ("IX", 9), ("XIV", 14), ("XL", 40), ("LXXXIX", 89),
+                           ("IIII", None), ("VX", None), ("IL", None), ("", None), ("ABC", None)]
+)
+def test_roman_value(numeral, value):
+    assert roman_value(numeral) == value
+
+
+@pytest.mark.parametrize(
+    ("text", "runs"),
+    [("Hi 🎉, 日本語!", ["🎉", "日本語"]), ("café ½ £5 “ok” ¿Qué?", []), ("thumbs 👍🏽 up 👍🏽", ["👍🏽"]),
+     ("family 👨\u200d👩\u200d👧", ["👨\u200d👩\u200d👧"]), ("مرحبا بك", ["مرحبا", "بك"])],
+)
+def test_unreadable_names_what_folding_drops(text, runs):
+    assert unreadable(text) == runs
 
 
 @pytest.mark.parametrize("bad", ["", "abc", "1.2.3", "--5"])

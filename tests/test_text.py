@@ -50,6 +50,7 @@ def test_every_espeak_symbol_of_the_corpus_is_in_the_vocab():
 
 def test_split_sentences_and_long_lines():
     assert split_sentences("One. Two! Three? Four") == ["One.", "Two!", "Three?", "Four"]
+    assert split_sentences("No! he said. Yes? she asked.") == ["No! he said.", "Yes? she asked."]
     long = ", ".join(["a clause of several words"] * 30) + "."
     parts = split_sentences(long, max_chars=100)
     assert all(len(p) <= 100 for p in parts)

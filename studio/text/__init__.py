@@ -5,12 +5,12 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from studio.text.normalize import TextError, normalize
+from studio.text.normalize import TextError, normalize, unreadable, unreadable_warning
 from studio.text.split import split_sentences
 from studio.text.vocab import Vocab
 
-__all__ = ["TextError", "normalize", "split_sentences", "Vocab", "Frontend", "Prepared", "respell",
-           "split_lexicon"]
+__all__ = ["TextError", "normalize", "unreadable", "unreadable_warning", "split_sentences", "Vocab", "Frontend",
+           "Prepared", "respell", "split_lexicon"]
 
 
 def split_lexicon(lexicon: dict[str, str] | None) -> tuple[dict[str, str], dict[str, str]]:

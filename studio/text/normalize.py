@@ -110,6 +110,36 @@ def fold_unicode(text: str) -> str:
     return "".join(_fold_char(ch) for ch in text)
 
 
+def unreadable(text: str, limit: int = 5) -> list[str]:
+    """What `fold_unicode` drops that a reader would miss: runs of letters, digits and symbols of
+    other scripts and emoji ("Hi 🎉, 日本語!" -> ["🎉", "日本語"]), at most `limit`, each once.
+    Other scripts' punctuation and spaces are not listed: dropping them loses nothing."""
+    runs: list[str] = []
+    current = ""
+    for ch in text + " ":
+        dropped = not ch.isascii() and _fold_char(ch).strip() == ""
+        if dropped and unicodedata.category(ch)[0] in "LNS":
+            current += ch
+        elif dropped and current and unicodedata.category(ch) in ("Mn", "Me", "Cf", "Sk"):
+            current += ch  # emoji modifiers, variation selectors, zero-width joiners
+        else:
+            if current and current not in runs:
+                runs.append(current)
+            current = ""
+        if len(runs) >= limit:
+            break
+    return runs
+
+
+def unreadable_warning(text: str) -> str | None:
+    """A sentence for the user naming what `unreadable` finds in `text`, or None."""
+    runs = unreadable(text)
+    if not runs:
+        return None
+    shown = ", ".join(run if len(run) <= 12 else run[:12] + "..." for run in runs)
+    return f"left out what the English voices cannot read: {shown}"
+
+
 # --------------------------------------------------------------------------------------------
 # 2. Numbers as words
 # --------------------------------------------------------------------------------------------
@@ -380,6 +410,11 @@ _PHONE = _re(
 )
 
 
+# Three or more digit groups joined by hyphens are a code, not a range: "978-3-16-148410-0"
+# (an ISBN), "4-2-1", a part number. Each group is read digit by digit, a pause between groups.
+_DIGIT_CHAIN = _re(r"(?<![\w.,-])\d+(?:-\d+){2,}(?![\w-]|\.\d)")
+
+
 def _say_phone(m: re.Match) -> str:
     groups = ", ".join(say_digits(g, zero="oh") for g in re.findall(r"\d+", m.group(0)))
     return ("plus " + groups) if m.group(0).startswith("+") else groups
@@ -395,6 +430,10 @@ _HOUR_AMPM = _re(rf"(?<![\w:.])(\d{{1,2}})\s?{_AMPM}(?!\w)")
 def _say_ampm(m: re.Match) -> str:
     spoken = f"{m.group('ampm')[0].lower()} m"
     return spoken + "." if _ends_sentence(m) else spoken
+
+
+def _say_digit_chain(m: re.Match) -> str:
+    return _pad(m, ", ".join(say_digits(g) for g in m.group(0).split("-")))
 
 
 def _say_clock(m: re.Match) -> str:
@@ -455,6 +494,15 @@ _LATIN = {
 _LATIN_RE = _re(
     r"\b(?:etc|vs|approx|dept)\b\.?|\be\.\s?g\b\.?|\bi\.\s?e\b\.?", re.IGNORECASE
 )
+# Words of a reference, abbreviated before a number ("Fig. 3", "pp. 12-15", "Vol. II").
+_REFERENCES = {
+    "fig": "figure", "figs": "figures", "p": "page", "pp": "pages", "vol": "volume",
+    "vols": "volumes", "ch": "chapter", "chap": "chapter", "sec": "section", "eq": "equation",
+    "art": "article",
+}  # fmt: skip
+_REFERENCE = _re(
+    r"\b(?:[Ff]igs?|pp?|[Vv]ols?|[Cc]hap|[Cc]h|[Ss]ec|[Ee]q|[Aa]rt)\.\s*(?=\d|[IVX]+\b)"
+)
 _DR_ST = _re(r"\b(?:Dr|St)\b\.?|\b(?:dr|st)\.")
 _NUMBER_SIGN = _re(r"\b[Nn]o\.\s*(?=\d)|\bNo(?=\d)|#\s*(?=\d)")
 _AMPM_ALONE = _re(r"\b(?P<ampm>[aApP]\.\s?[mM]\.?)(?![A-Za-z])")  # "am" alone is a verb
@@ -484,6 +532,11 @@ def _say_dr_st(m: re.Match) -> str:
         spoken = "street" if place else "saint"
     spoken = _match_case(m.group(0), spoken)
     return spoken + "." if place and _ends_sentence(m) else spoken
+
+
+def _say_reference(m: re.Match) -> str:
+    key = m.group(0).rstrip(". \t").lower()
+    return _match_case(m.group(0), _REFERENCES[key]) + " "
 
 
 def _say_number_sign(m: re.Match) -> str:
@@ -691,6 +744,67 @@ def _say_leftover_digits(m: re.Match) -> str:
     return _pad(m, say_digits(m.group(0)))
 
 
+# --- Roman numerals -----------------------------------------------------------------------
+
+# espeak reads "Chapter IV" as "chapter roman four" and "Henry VIII" as "Henry roman eight".
+# A numeral is read only after a word that says what it counts: a monarch's or pope's name
+# takes an ordinal ("Henry the eighth"), a word of order a cardinal ("Part two", "World War one",
+# "Super Bowl fifty-five"), any other capitalised word a cardinal when the numeral has two or
+# more letters ("Rocky four"). A lone "I", "V" or "X" elsewhere is a pronoun or a letter
+# ("Then I", "Malcolm X", "Plan B") and is left alone, as are numerals made with C, D or M,
+# which collide with acronyms ("Washington DC", "CD", "MD").
+_REGNAL_NAMES = frozenset(
+    "Henry Edward George William Richard Charles James John Elizabeth Mary Anne Victoria Louis"
+    " Philip Ferdinand Frederick Peter Ivan Nicholas Alexander Catherine Napoleon Pius Leo"
+    " Gregory Benedict Paul Innocent Clement Urban Boniface Alfonso Carlos Felipe Gustav"
+    " Gustavus Christian Harald Olaf Wilhelm Friedrich Franz Otto Rudolf Ludwig Constantine"
+    " Justinian Ramesses Ramses Amenhotep Thutmose Ptolemy Darius Xerxes Antiochus Edmund"
+    " Harold Stephen David Robert Alfred Umberto Vittorio Leopold Albert Baudouin Juan Manuel".split()
+)
+_ORDER_WORDS = frozenset(
+    "chapter part act scene book volume section article phase type class grade level stage"
+    " title appendix season episode round war bowl tier lesson step figure table plate psalm"
+    " canto series movement vatican league division category schedule exhibit".split()
+)
+_ROMAN_VALUE = _re(r"(?:(XC|XL|L?X{0,3})(IX|IV|V?I{0,3}))", re.IGNORECASE)
+_ROMAN = _re(r"\b([A-Z][a-z]+|[a-z]+)([ \t]+)([IVXL]{1,7}|[ivxl]{2,7})\b(?![-'])")
+_LONE_I_FOLLOWS = _re(r"\s*(?:[,.;:!?)]|$|'s\b|\s+(?:of|and|was|had|who|died|ruled|reigned)\b)")
+_WORLD_WARS = _re(r"\bWW(II|I)\b")
+
+
+def roman_value(numeral: str) -> int | None:
+    """1 to 89 for a well-formed numeral of I, V, X and L; None otherwise ("IIII", "VX")."""
+    m = _ROMAN_VALUE.fullmatch(numeral)
+    if not numeral or m is None:
+        return None
+    tens = {"xc": 90, "xl": 40}.get(m.group(1).lower())
+    if tens is None:
+        tens = 50 * m.group(1).lower().count("l") + 10 * m.group(1).lower().count("x")
+    units = m.group(2).lower()
+    ones = {"ix": 9, "iv": 4}.get(units, 5 * units.count("v") + units.count("i"))
+    return tens + ones
+
+
+def _say_roman(m: re.Match) -> str:
+    word, space, numeral = m.groups()
+    value = roman_value(numeral)
+    if value is None:
+        return m.group(0)
+    if word.lower() in _ORDER_WORDS:
+        return f"{word}{space}{cardinal(value)}"
+    if not numeral.isupper() or "L" in numeral:
+        return m.group(0)
+    if word in _REGNAL_NAMES and (numeral != "I" or _LONE_I_FOLLOWS.match(m.string, m.end())):
+        return f"{word}{space}the {ordinal(value)}"
+    if len(numeral) >= 2 and word[0].isupper() and word not in _SENTENCE_STARTERS:
+        return f"{word}{space}{cardinal(value)}"
+    return m.group(0)
+
+
+def _say_world_war(m: re.Match) -> str:
+    return "World War " + ("two" if m.group(1) == "II" else "one")
+
+
 # --- Symbols, acronyms --------------------------------------------------------------------
 
 _CAPITALS_AND = _re(r"\b([A-Z]{1,3})&([A-Z]{1,3})\b")  # "R&D", "AT&T"
@@ -771,6 +885,7 @@ class _Rule:
 
 _ABBREVIATION_RULES = (
     _Rule("number sign", _NUMBER_SIGN, _say_number_sign),
+    _Rule("reference", _REFERENCE, _say_reference),
     _Rule("title", _TITLE, _expander(_TITLES, may_end_sentence=False)),
     _Rule("dr/st", _DR_ST, _say_dr_st),
     _Rule("trailing abbreviation", _TRAILING_RE, _expander(_TRAILING, may_end_sentence=True)),
@@ -789,6 +904,7 @@ _RULES = (
     _Rule("day month", _DAY_MONTH, _say_day_month),  # before "month day" takes "January 2024"
     _Rule("month day", _MONTH_DAY, _say_month_day),
     _Rule("phone", _PHONE, _say_phone),
+    _Rule("digit chain", _DIGIT_CHAIN, _say_digit_chain),
     _Rule("clock", _CLOCK, _say_clock),
     _Rule("hour am/pm", _HOUR_AMPM, _say_hour_ampm),
     *_ABBREVIATION_RULES,
@@ -809,6 +925,8 @@ _RULES = (
     _Rule("year", _YEAR_NUMBER, _say_year),
     _Rule("number", _NUMBER, _say_number),
     _Rule("leftover digits", _LEFTOVER_DIGITS, _say_leftover_digits),
+    _Rule("world war", _WORLD_WARS, _say_world_war),
+    _Rule("roman numeral", _ROMAN, _say_roman),
     _Rule("capitals and", _CAPITALS_AND, _say_capitals_and),
     _Rule("and/or", _AND_OR, _say_and_or),
     _Rule("with", _WITH, _say_with),
@@ -838,6 +956,9 @@ _PUNCT_RUN = _re(r"\s*([.,!?;:])[\s.,!?;:]*")
 _PUNCT_STRENGTH = "?!.;:,"  # a run like "?!" or ",." keeps its strongest mark
 _SPACES = _re(r"\s+")
 _LEADING_PUNCT = _re(r"^[\s.,!?;:]+")
+# A period before a lower-case word belongs to an abbreviation no rule knows ("the temp. was",
+# "est. 1990" once the year is words): it is neither a sentence end nor a pause.
+_INNER_PERIOD = _re(r"\.(?= [a-z])")
 
 
 def _strongest(m: re.Match) -> str:
@@ -856,6 +977,7 @@ def _tidy(text: str) -> str:
     text = _UNSPEAKABLE.sub(" ", text)
     text = _SPACES.sub(" ", text)  # first, or each space of a long run would rescan the run
     text = _PUNCT_RUN.sub(_strongest, text)
+    text = _INNER_PERIOD.sub("", text)
     text = _LEADING_PUNCT.sub("", text)
     text = _SPACES.sub(" ", text).strip()
     return text if re.search("[A-Za-z]", text) else ""

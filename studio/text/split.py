@@ -1,7 +1,8 @@
 """Sentence splitting for long text.
 
-Runs after normalisation, so abbreviation periods are already gone and a full stop followed by
-a space really ends a sentence. Sentences longer than `max_chars` are cut at clause
+Runs after normalisation, so abbreviation periods are already gone. A mark followed by a
+lower-case word does not end a sentence either ('"No!" he said'): cutting there would give each
+half a sentence's falling tune and a pause. Sentences longer than `max_chars` are cut at clause
 punctuation, then at word boundaries: attention models degrade on lines much longer than the
 ones they were trained on.
 """
@@ -10,7 +11,7 @@ from __future__ import annotations
 
 import re
 
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?![a-z])")
 _CLAUSE_END = re.compile(r"(?<=[,;:])\s+")
 
 
