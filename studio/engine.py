@@ -30,7 +30,7 @@ from studio.audio import AudioConfig, griffin_lim
 from studio.checkpoint import config_from_dict, load_checkpoint, load_state
 from studio.errors import CheckpointError, EngineError
 from studio.eval.health import alignment_health
-from studio.text import Frontend, Prepared, TextError, Vocab, split_lexicon
+from studio.text import Frontend, Prepared, TextError, Vocab, split_lexicon, unreadable_warning
 
 log = logging.getLogger(__name__)
 
@@ -127,6 +127,11 @@ class Take:
     def mel(self) -> np.ndarray:
         return np.concatenate([s.mel for s in self.segments], axis=0)
 
+    @property
+    def warning(self) -> str | None:
+        """What of the text was not spoken (emoji, other scripts), in words; None if all was."""
+        return unreadable_warning(self.text)
+
     def metadata(self) -> dict:
         """JSON-ready description (everything but the arrays)."""
         return {
@@ -134,6 +139,7 @@ class Take:
             "duration_s": round(self.duration, 3), "sample_rate": self.sample_rate,
             "settings": self.settings, "timings": self.timings, "health": self.health,
             "words": [{"word": w, "start": round(s, 3), "end": round(e, 3)} for w, s, e in self.words],
+            "warning": self.warning,
         }
 
 

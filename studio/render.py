@@ -210,7 +210,12 @@ def assemble_script(lines: list[RenderedLine], source: str, sample_rate: int, se
             pieces.append(silence(LINE_GAP_S, sample_rate))
             cursor += LINE_GAP_S
     audio = np.concatenate(pieces).astype(np.float32) if pieces else np.zeros(0, np.float32)
-    return RenderResult("script", source, audio, sample_rate, lines, settings, seconds=seconds)
+    warnings = [f"line {rl.number}: {w}" for rl in lines for w in _take_warnings(rl)]
+    return RenderResult("script", source, audio, sample_rate, lines, settings, warnings=warnings, seconds=seconds)
+
+
+def _take_warnings(line: RenderedLine) -> list[str]:
+    return list(dict.fromkeys(t.warning for t in line.takes if t.warning))
 
 
 def render_script(engine: Engine, text: str, model: str = "tacotron", vocoder: str = "griffinlim",
@@ -293,6 +298,7 @@ def assemble_dub(lines: list[RenderedLine], cues: list[Cue], source: str, sample
         elif not r.fits:
             warnings.append(f"cue {r.number} needs more than x{settings['max_rate']} to fit its "
                             f"{r.slot[1] - r.slot[0]:.2f} s slot")
+        warnings += [f"cue {r.number}: {w}" for w in _take_warnings(r)]
     return RenderResult("dub", source, track, sample_rate, lines, settings, warnings=warnings, seconds=seconds)
 
 

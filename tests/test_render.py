@@ -58,6 +58,15 @@ def test_render_errors_name_the_line(engine):
         render_script(engine, "slt: 😀😀😀\n")
 
 
+def test_what_cannot_be_read_is_named_in_the_warnings(engine):
+    res = render_script(engine, "slt: Hello 🎬 there.\nrms: Plain words.\nawb: Tokyo 東京 it is.\n")
+    assert res.warnings == ["line 1: left out what the English voices cannot read: 🎬",
+                            "line 3: left out what the English voices cannot read: 東京"]
+    assert res.lines[0].takes[0].metadata()["warning"].endswith("🎬")
+    srt = "1\n00:00:00,000 --> 00:00:02,000\nBonjour 😀 friend.\n"
+    assert dub_subtitles(engine, srt).warnings == ["cue 1: left out what the English voices cannot read: 😀"]
+
+
 def test_dub_keeps_cues_in_their_slots(engine):
     res = dub_subtitles(engine, SRT, max_rate=1.6)
     assert [line.voice for line in res.lines] == ["rms", "slt", "slt"]

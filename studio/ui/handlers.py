@@ -276,6 +276,8 @@ def generate(script: str, model: str, vocoder: str, voice: str, speed: float, pi
     bad = sum(1 for rl in lines if rl.row()["health"] != "healthy")
     status = (f"Done: {len(lines)} lines, {len(result.audio) / sr:.1f} s of audio in {result.seconds:.1f} s"
               + (f"; {bad} line(s) with alignment problems (see Inspect)." if bad else "."))
+    if result.warnings:
+        status += "\n\n" + "\n".join(f"- {w}" for w in result.warnings[:10])
     yield (_table(lines), gr.skip(), _to_audio(result.audio, sr, session, "track"), status, session)
 
 
