@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -94,6 +95,8 @@ def cmd_speak(args) -> None:
     t = take.timings
     _print(args, meta, f"wrote {args.output}: {t['audio_s']:.2f} s of audio in {t['compute_s']:.2f} s "
                        f"(RTF {t['rtf']:.2f}); alignment {take.health['verdict']}")
+    if take.warning and not args.json:
+        print(f"warning: {take.warning}", file=sys.stderr)
 
 
 def cmd_render(args) -> None:
@@ -216,6 +219,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # "python -m studio text ... | head -1": the reader left; say nothing
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # or exit's flush raises again
+        return 141  # 128 + SIGPIPE, as a shell reports it
     except Exception as e:  # noqa: BLE001 - the CLI's promise is one line, never a traceback
         if args.verbose:
             raise
