@@ -434,7 +434,9 @@ class Cue:
     identifiers need not be numbers). `text` is cleaned: tags stripped, lines joined with a
     space, a leading dialogue dash or "SPEAKER:" label removed (the label goes to `speaker`).
     `words` holds (word, start, end) from WebVTT timestamp tags, when present. `line` is the
-    source line of the timing, for messages; it is left out of equality.
+    source line of the timing, for messages; `sounds` the descriptions for the hearing impaired
+    taken out of the text ("[DOOR SLAMS]", "(laughs)"), which are shown, not spoken. Both are
+    left out of equality.
     """
 
     index: int
@@ -444,6 +446,7 @@ class Cue:
     speaker: str | None = None
     words: list[tuple[str, float, float]] | None = None
     line: int | None = field(default=None, compare=False)
+    sounds: list[str] = field(default_factory=list, compare=False)
 
     @property
     def duration(self) -> float:
@@ -458,6 +461,13 @@ _VOICE_TAG = re.compile(r"<v(?:\.[^\s<>]*)?(?:\s+(?P<name>[^<>]*))?>")
 _ASS_OVERRIDE = re.compile(r"\{\\[^{}]*\}")  # {\an8}, {\i1}: ASS styling some SRT files carry
 _LABEL = re.compile(r"(?P<name>[^\W\d_][\w .'-]{0,39}?)\s*:(?:\s+|$)")
 _DASH = re.compile(r"\A(?:-(?:\s+|$))+")  # dialogue dashes opening a line
+# Subtitles for the hearing impaired describe sounds and manner: "[DOOR SLAMS]", "(LAUGHING)",
+# "(whispers) Come here." Square brackets are always such a description; parentheses are one
+# when they open a line or hold no lower-case letter, so an aside mid-sentence ("I told him
+# (twice) to go") is still spoken. Music notes only frame lyrics, which are spoken.
+_SQUARE_DESCRIPTION = re.compile(r"\[[^\[\]\n]*\]")
+_ROUND_DESCRIPTION = re.compile(r"\A\s*(?:-\s*)?\([^()\n]*\)|\((?P<caps>[^()\n]*)\)")
+_MUSIC = re.compile(r"[\u266a\u266b\u266c]+")
 _VTT_HEADER = re.compile(r"WEBVTT(?:\s|$)")
 _VTT_SKIPPED = re.compile(r"(?:NOTE|STYLE|REGION)(?:\s|$)")
 _COUNTER = re.compile(r"[0-9]+")
@@ -498,7 +508,9 @@ def check_cues(cues: Sequence[Cue]) -> list[str]:
     latest_end = -math.inf
     for cue in cues:
         where = f"cue {cue.index}" + (f" (line {cue.line})" if cue.line is not None else "")
-        if not cue.text.strip():
+        if not cue.text.strip() and cue.sounds:
+            warnings.append(f"{where} only describes a sound ({_short(' '.join(cue.sounds))}): left silent")
+        elif not cue.text.strip():
             warnings.append(f"{where} has no text")
         if prev is not None and cue.start < prev.start:
             warnings.append(
@@ -578,8 +590,8 @@ def _parse_cues(text: str, *, vtt: bool, max_cues: int) -> list[Cue]:
             if len(cues) >= max_cues:
                 raise SubtitleError(f"the file goes past the limit of {max_cues} cues", number)
             start, end = _read_timing(timing, number)
-            body, speaker, words = _clean_cue_text(text_lines, start, end, vtt)
-            cues.append(Cue(len(cues) + 1, start, end, body, speaker, words, line=number))
+            body, speaker, words, sounds = _clean_cue_text(text_lines, start, end, vtt)
+            cues.append(Cue(len(cues) + 1, start, end, body, speaker, words, line=number, sounds=sounds))
     return cues
 
 
@@ -656,16 +668,17 @@ def _timestamp_ms(groups: Sequence[str | None]) -> int | None:
 
 def _clean_cue_text(
     lines: list[str], start: float, end: float, vtt: bool
-) -> tuple[str, str | None, list[tuple[str, float, float]] | None]:
+) -> tuple[str, str | None, list[tuple[str, float, float]] | None, list[str]]:
     raw = "\n".join(lines)
     speaker = None
     voice = _VOICE_TAG.search(raw)
     if voice and voice["name"]:
         speaker = _clean_fragment(voice["name"], vtt) or None
 
-    kept = []
+    kept, sounds = [], []
     for line in _clean_fragment(raw, vtt, keep_lines=True).split("\n"):
-        line = _DASH.sub("", " ".join(line.split()), count=1)
+        line = _take_descriptions(" ".join(line.split()), sounds)
+        line = _DASH.sub("", line, count=1)
         if line:
             kept.append(line)
     text = " ".join(kept)
@@ -673,9 +686,24 @@ def _clean_cue_text(
         label = _LABEL.match(text)
         if label and label["name"] == label["name"].upper():
             speaker = label["name"]
-            text = text[label.end() :]
+            text = _take_descriptions(text[label.end() :], sounds)  # "JOHN: (shouting) Stop!"
     text = _DASH.sub("", text, count=1)
-    return text, speaker, _read_words(raw, start, end, vtt)
+    return text, speaker, _read_words(raw, start, end, vtt), sounds
+
+
+def _take_descriptions(line: str, sounds: list[str]) -> str:
+    """`line` without its sound descriptions and music notes, which are appended to `sounds`."""
+
+    def take(m: re.Match) -> str:
+        if m.group(0).startswith("(") and m.lastgroup == "caps" and re.search("[a-z]", m["caps"]):
+            return m.group(0)  # a spoken aside
+        sounds.append(m.group(0).strip().lstrip("-").strip())
+        return " "
+
+    line = _SQUARE_DESCRIPTION.sub(take, line)
+    line = _ROUND_DESCRIPTION.sub(take, line)
+    line = _MUSIC.sub(" ", line)
+    return " ".join(line.split())
 
 
 def _read_words(raw: str, start: float, end: float, vtt: bool) -> list[tuple[str, float, float]] | None:
