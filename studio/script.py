@@ -209,7 +209,8 @@ def parse_script(
     lines: list[Line] = []
     for number, raw in enumerate(_split_lines(text), start=1):
         if len(raw) > max_line_chars:
-            raise ScriptError(f"the line has {len(raw)} characters; the limit is {max_line_chars}", number)
+            raise ScriptError(f"the line has {len(raw)} characters; the limit is {max_line_chars} (break it into "
+                              "several lines, a paragraph or a few sentences each)", number)
         body = raw.strip()
         if not body or body.startswith("#"):
             continue
