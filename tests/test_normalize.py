@@ -149,6 +149,15 @@ ABBREVIATIONS = [
     ("Vol. 2, Ch. 4, p. 7", "Volume two, Chapter four, page seven"),
     ("the temp. was low", "the temp was low"),  # an unknown abbreviation: no sentence end, no pause
 ]
+SCORES_AND_CODES = [
+    ("Rated 4/5 stars, then 3.5/5, then 10/10.",
+     "Rated four out of five stars, then three point five out of five, then ten out of ten."),
+    ("a 2:1 ratio", "a two to one ratio"),
+    ("10^6 cells", "ten to the power of six cells"),
+    ("100k views and a 5K run", "one hundred thousand views and a five K run"),
+    ("Flight BA2490 from Gate B12", "Flight BA two four nine zero from Gate B twelve"),
+    ("LA and the FAQ", "L A and the F A Q"),
+]
 ROMAN_NUMERALS = [
     ("King Henry VIII had six wives.", "King Henry the eighth had six wives."),
     ("Louis XIV and Elizabeth II", "Louis the fourteenth and Elizabeth the second"),
@@ -218,6 +227,7 @@ CASES = (
     + RANGES_FRACTIONS
     + ABBREVIATIONS
     + ROMAN_NUMERALS
+    + SCORES_AND_CODES
     + SYMBOLS
     + ACRONYMS
     + ADDRESSES

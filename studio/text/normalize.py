@@ -670,6 +670,15 @@ _SPOKEN_AS_PAIRS = {"24/7": "twenty-four seven", "9/11": "nine eleven", "50/50":
 _MIXED_FRACTION = _re(r"(?<![\w.,/])(\d{1,6})\s+(\d{1,6})/(\d{1,6})(?![\w/]|\.\d)")
 _FRACTION = _re(r"(?<![\w.,/])(\d{1,6})/(\d{1,6})(?![\w/]|\.\d)")
 _RANGE = _re(rf"(?<![\w.,-])({_NUM})-({_NUM})(?![\w-]|\.\d)")
+# "4/5 stars", "3.5/5", "10/10": a score, read "out of"
+_SCORE = _re(
+    rf"(?<![\w.,/])({_NUM})/(\d{{1,3}})(?![\w/]|\.\d)(?=\s+(?:stars?|points?)\b)"
+    r"|(?<![\w.,/])(\d+\.\d+)/(\d{1,3})(?![\w/]|\.\d)"
+)
+_RATIO = _re(r"(?<![\w.,:])(\d{1,2}):(\d)(?![\w:.])")  # "2:1", "3:2" (a clock has two digits)
+_POWER = _re(rf"(?<![\w.,])({_NUM})\s?\^\s?(-?\d{{1,3}})(?![\w.])")  # "10^6"
+_THOUSANDS = _re(rf"(?<![\w.,])({_NUM})k\b")  # "100k views" (a capital K is read "K": "a 5K run")
+_CODE_DIGITS = _re(r"(?<=\b[A-Z])\d{3,}\b|(?<=\b[A-Z]{2})\d{3,}\b|(?<=\b[A-Z]{3})\d{3,}\b")  # "BA2490"
 _YEAR_NUMBER = _re(r"(?<![\w.,-])(1[1-9]\d\d|20\d\d)(?!\d|[.,]\d)")
 _NUMBER = _re(rf"(?:(?<![\w.-])-)?{_NUM}|(?<![\w.])\.\d+")
 _LEFTOVER_DIGITS = _re(r"\d+")
@@ -698,6 +707,8 @@ def _say_dotted_number(m: re.Match) -> str:
 
 
 def _fraction(numerator: int, denominator: int) -> str:
+    if numerator == denominator:
+        return f"{cardinal(numerator)} out of {cardinal(denominator)}"  # "10/10", "5/5"
     if not 0 < numerator < denominator <= 100:
         return f"{cardinal(numerator)} over {cardinal(denominator)}"  # "3/2", "1/1000"
     if denominator == 2:
@@ -720,6 +731,27 @@ def _say_fraction(m: re.Match) -> str:
     if m.group(0) in _SPOKEN_AS_PAIRS:
         return _pad(m, _SPOKEN_AS_PAIRS[m.group(0)])
     return _pad(m, _fraction(int(m.group(1)), int(m.group(2))))
+
+
+def _say_score(m: re.Match) -> str:
+    got, of = (m.group(1), m.group(2)) if m.group(1) else (m.group(3), m.group(4))
+    return _pad(m, f"{spell_number(got)} out of {spell_number(of)}")
+
+
+def _say_ratio(m: re.Match) -> str:
+    return _pad(m, f"{cardinal(int(m.group(1)))} to {cardinal(int(m.group(2)))}")
+
+
+def _say_power(m: re.Match) -> str:
+    return _pad(m, f"{spell_number(m.group(1))} to the power of {spell_number(m.group(2))}")
+
+
+def _say_thousands(m: re.Match) -> str:
+    return _pad(m, f"{spell_number(m.group(1))} thousand")
+
+
+def _say_code_digits(m: re.Match) -> str:
+    return _pad(m, say_digits(m.group(0)))
 
 
 def _say_range(m: re.Match) -> str:
@@ -817,7 +849,7 @@ _DOT_IN_WORD = _re(r"(?<=[A-Za-z0-9])\.(?=[A-Za-z0-9])")  # "file.txt", "Node.js
 
 _SPELLED_ACRONYMS = frozenset(
     "FBI CIA CEO CFO COO CTO EU UK UN USA UAE IBM IRS UFO AI API CPU GPU URL USB ATM EPA IOU IQ"
-    " ID IP ICU IPO DIY HIV BMI MIT PDF ETA VIP NBA UCLA".split()
+    " ID IP ICU IPO DIY HIV BMI MIT PDF ETA VIP NBA UCLA LA FAQ".split()
 )
 # All-caps words with no A E I O U that are still words, mostly from shouted text.
 _VOWELLESS_WORDS = frozenset(
@@ -919,6 +951,11 @@ _RULES = (
     _Rule("ordinal", _ORDINAL, _say_ordinal),
     _Rule("decade", _DECADE, _say_decade),
     _Rule("dotted number", _DOTTED_NUMBER, _say_dotted_number),
+    _Rule("score", _SCORE, _say_score),
+    _Rule("ratio", _RATIO, _say_ratio),
+    _Rule("power", _POWER, _say_power),
+    _Rule("thousands", _THOUSANDS, _say_thousands),
+    _Rule("code digits", _CODE_DIGITS, _say_code_digits),
     _Rule("mixed fraction", _MIXED_FRACTION, _say_mixed_fraction),
     _Rule("fraction", _FRACTION, _say_fraction),
     _Rule("range", _RANGE, _say_range),
