@@ -60,12 +60,12 @@ DATES = [
     ("Sept. 11", "September eleventh"),
 ]
 TIMES = [
-    ("At 9:30 a.m. we meet.", "At nine thirty a m we meet."),
-    ("Meet me at 9 a.m.", "Meet me at nine a m."),
+    ("At 9:30 a.m. we meet.", "At nine thirty a-m we meet."),
+    ("Meet me at 9 a.m.", "Meet me at nine a-m."),
     ("At 10:00 we meet.", "At ten o'clock we meet."),
-    ("We left at 7:05pm sharp.", "We left at seven oh five p m sharp."),
+    ("We left at 7:05pm sharp.", "We left at seven oh five p-m sharp."),
     ("Landing at 14:45.", "Landing at fourteen forty-five."),
-    ("Open until 5 PM.", "Open until five p m."),
+    ("Open until 5 PM.", "Open until five p-m."),
 ]
 MONEY = [
     ("$5", "five dollars"),
@@ -153,6 +153,8 @@ SCORES_AND_CODES = [
     ("Rated 4/5 stars, then 3.5/5, then 10/10.",
      "Rated four out of five stars, then three point five out of five, then ten out of ten."),
     ("a 2:1 ratio", "a two to one ratio"),
+    ("Open 9 a.m.-5 p.m. Mon-Fri.", "Open nine a-m to five p-m Monday to Friday."),
+    ("10am - 2pm Sat-Sun, sun-dried", "ten a-m to two p-m Saturday to Sunday, sun-dried"),
     ("10^6 cells", "ten to the power of six cells"),
     ("100k views and a 5K run", "one hundred thousand views and a five K run"),
     ("Flight BA2490 from Gate B12", "Flight BA two four nine zero from Gate B twelve"),
@@ -253,7 +255,7 @@ def test_normalized_text_is_a_fixed_point(text):
         "How are you today? I am fine; thanks!",
         "It's a well-known fact: cats sleep a lot.",
         "The boys' toys were everywhere, and nobody cared.",
-        "Doctor Smith met Missus Jones at nine thirty a m.",
+        "Doctor Smith met Missus Jones at nine thirty a-m.",
         "NASA and the B B C agreed.",
     ],
 )
@@ -270,7 +272,7 @@ def test_nothing_speakable_gives_empty_string(text):
 def test_sentence_periods_survive_and_abbreviation_periods_do_not():
     out = normalize("Dr. Smith met Mr. Jones at 5 p.m. on Main St. They talked. It was fun.")
     assert out == (
-        "Doctor Smith met Mister Jones at five p m on Main Street. They talked. It was fun."
+        "Doctor Smith met Mister Jones at five p-m on Main Street. They talked. It was fun."
     )
     assert out.count(".") == 3
 

@@ -427,8 +427,29 @@ _CLOCK = _re(rf"(?<![\w:.])(\d{{1,2}}):(\d{{2}})(?::(\d{{2}}))?(?:\s?{_AMPM})?(?
 _HOUR_AMPM = _re(rf"(?<![\w:.])(\d{{1,2}})\s?{_AMPM}(?!\w)")
 
 
+# "9 a.m.-5 p.m.", "9am - 5pm": the dash between two times is "to"
+_TIME_RANGE_DASH = _re(
+    r"(?<![A-Za-z])([aApP]\.?\s?[mM]\.?)\s?-\s?(?=\d{1,2}(?::\d{2})?\s?[aApP]\.?\s?[mM](?![A-Za-z]))"
+)
+_WEEKDAYS = {"mon": "Monday", "tue": "Tuesday", "tues": "Tuesday", "wed": "Wednesday", "thu": "Thursday",
+             "thur": "Thursday", "thurs": "Thursday", "fri": "Friday", "sat": "Saturday", "sun": "Sunday"}
+_DAY_ABBR = "Mon|Tues|Tue|Wed|Thurs|Thur|Thu|Fri|Sat|Sun"
+_WEEKDAY_RANGE = _re(rf"\b({_DAY_ABBR})\.?\s?-\s?({_DAY_ABBR})\b\.?")  # "Mon-Fri"
+
+
+def _say_time_range_dash(m: re.Match) -> str:
+    return m.group(1) + " to "
+
+
+def _say_weekday_range(m: re.Match) -> str:
+    spoken = f"{_WEEKDAYS[m.group(1).lower()]} to {_WEEKDAYS[m.group(2).lower()]}"
+    return spoken + "." if _ends_sentence(m) else spoken
+
+
 def _say_ampm(m: re.Match) -> str:
-    spoken = f"{m.group('ampm')[0].lower()} m"
+    # "a m" would be read as the article ("uh em") and "AM" is "am" at a sentence's end; the
+    # hyphenated letters are "ay-em" and "pee-em" wherever they stand.
+    spoken = f"{m.group('ampm')[0].lower()}-m"
     return spoken + "." if _ends_sentence(m) else spoken
 
 
@@ -937,6 +958,8 @@ _RULES = (
     _Rule("month day", _MONTH_DAY, _say_month_day),
     _Rule("phone", _PHONE, _say_phone),
     _Rule("digit chain", _DIGIT_CHAIN, _say_digit_chain),
+    _Rule("time range", _TIME_RANGE_DASH, _say_time_range_dash),
+    _Rule("weekday range", _WEEKDAY_RANGE, _say_weekday_range),
     _Rule("clock", _CLOCK, _say_clock),
     _Rule("hour am/pm", _HOUR_AMPM, _say_hour_ampm),
     *_ABBREVIATION_RULES,
