@@ -159,6 +159,8 @@ SCORES_AND_CODES = [
     ("100k views and a 5K run", "one hundred thousand views and a five K run"),
     ("Flight BA2490 from Gate B12", "Flight BA two four nine zero from Gate B twelve"),
     ("LA and the FAQ", "L A and the F A Q"),
+    ("Add 1/2 lb. sugar and 3/4 mi of road.", "Add one half of a pound sugar and three quarters of a mile of road."),
+    ("a ==== rule and C++", "a rule and C plus plus"),
 ]
 ROMAN_NUMERALS = [
     ("King Henry VIII had six wives.", "King Henry the eighth had six wives."),

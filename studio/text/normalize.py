@@ -216,7 +216,7 @@ def spell_number(number: str) -> str:
 # A written number: "5", "1,000,000", "3.14".
 _NUM = r"(?:\d{1,3}(?:,\d{3})+(?!\d)|\d+)(?:\.\d+)?"
 # A quantity: an optional minus (not a hyphen after a word) and an optional range "10-20".
-_QTY = rf"(?<![\w.,])-?{_NUM}(?:-{_NUM})?"
+_QTY = rf"(?<![\w.,/])-?{_NUM}(?:-{_NUM})?"
 
 # Capitalised words that start sentences far more often than they are names or parts of one.
 # An abbreviation's period counts as a sentence end only before one of these (or at the end of
@@ -667,6 +667,10 @@ _UNIT = _re(
 )
 
 
+_UNIT_FRACTION = _re(
+    rf"(?<![\w.,/])(\d{{1,3}})/(\d{{1,3}})\s?({'|'.join(re.escape(u) for u in sorted(_UNITS, key=len, reverse=True))})"
+    r"(?![\w/])"
+)
 _FEET_INCHES = _re(r"(?<![\w.,])(\d{1,2})'\s?(\d{1,2})(?:\"|'')")  # 5'10"
 
 
@@ -678,6 +682,15 @@ def _say_unit(m: re.Match) -> str:
     spoken, is_one = _say_quantity(m.group(1))
     one, many = _UNITS[m.group(2)]
     return _pad(m, f"{spoken} {one if is_one else many}")
+
+
+def _say_unit_fraction(m: re.Match) -> str:
+    numerator, denominator = int(m.group(1)), int(m.group(2))
+    one, many = _UNITS[m.group(3)]
+    if not 0 < numerator < denominator:
+        return _pad(m, f"{_fraction(numerator, denominator)} {many}")  # "3/2 cups": "three over two cups"
+    article = "an" if one[0] in "aeiou" or one.startswith("hour") else "a"
+    return _pad(m, f"{_fraction(numerator, denominator)} of {article} {one}")  # "a half of a pound"
 
 
 # --- Other numbers: most specific shapes first, plain digits last -------------------------
@@ -862,7 +875,7 @@ def _say_world_war(m: re.Match) -> str:
 
 _CAPITALS_AND = _re(r"\b([A-Z]{1,3})&([A-Z]{1,3})\b")  # "R&D", "AT&T"
 _SYMBOL_WORDS = {"&": "and", "@": "at", "+": "plus", "=": "equals", "%": "percent", "°": "degrees"}
-_SYMBOL = _re(r"[&@+=%°]")
+_SYMBOL = _re(r"([&@+=%°])\1{2,}|[&@+=%°]")  # a run of three or more is a rule line ("====")
 _WITH = _re(r"\b[wW]/(?:o\b|(?=\s))")  # "w/" and "w/o"
 _AND_OR = _re(r"\b(and|And)/or\b")
 _WORD_SLASH = _re(r"(?<=[A-Za-z])\s*/\s*(?=[A-Za-z])")
@@ -885,7 +898,7 @@ def _say_capitals_and(m: re.Match) -> str:
 
 
 def _say_symbol(m: re.Match) -> str:
-    return f" {_SYMBOL_WORDS[m.group(0)]} "
+    return f" {_SYMBOL_WORDS[m.group(0)]} " if len(m.group(0)) == 1 else " "
 
 
 def _say_with(m: re.Match) -> str:
@@ -968,6 +981,7 @@ _RULES = (
     _Rule("percent", _PERCENT, _say_percent),
     _Rule("degrees", _DEGREES, _say_degrees),
     _Rule("feet and inches", _FEET_INCHES, _say_feet_inches),
+    _Rule("unit fraction", _UNIT_FRACTION, _say_unit_fraction),
     _Rule("unit", _UNIT, _say_unit),
     _Rule("dimensions", _DIMENSIONS, _say_dimensions),
     _Rule("times", _TIMES, _say_times),
