@@ -153,6 +153,7 @@ SCORES_AND_CODES = [
     ("Rated 4/5 stars, then 3.5/5, then 10/10.",
      "Rated four out of five stars, then three point five out of five, then ten out of ten."),
     ("a 2:1 ratio", "a two to one ratio"),
+    ("Odds of 3:1, as John 3:16 says", "Odds of three to one, as John three sixteen says"),
     ("Open 9 a.m.-5 p.m. Mon-Fri.", "Open nine a-m to five p-m Monday to Friday."),
     ("10am - 2pm Sat-Sun, sun-dried", "ten a-m to two p-m Saturday to Sunday, sun-dried"),
     ("10^6 cells", "ten to the power of six cells"),

@@ -709,7 +709,11 @@ _SCORE = _re(
     rf"(?<![\w.,/])({_NUM})/(\d{{1,3}})(?![\w/]|\.\d)(?=\s+(?:stars?|points?)\b)"
     r"|(?<![\w.,/])(\d+\.\d+)/(\d{1,3})(?![\w/]|\.\d)"
 )
-_RATIO = _re(r"(?<![\w.,:])(\d{1,2}):(\d)(?![\w:.])")  # "2:1", "3:2" (a clock has two digits)
+# "a 2:1 ratio", "odds of 3:1", "won 2:1": "to" only where a ratio is meant ("John 3:16" is not one)
+_RATIO = _re(
+    r"(?P<lead>\b(?i:odds|ratio)(?:\s+of)?\s+)?(?<![\w.,:])(?P<a>\d{1,3}):(?P<b>\d{1,3})(?![\w:]|\.\d)"
+    r"(?(lead)|(?=\s+(?:ratio|odds|split|majority|margin|win|victory|lead|scale)\b))"
+)
 _POWER = _re(rf"(?<![\w.,])({_NUM})\s?\^\s?(-?\d{{1,3}})(?![\w.])")  # "10^6"
 _THOUSANDS = _re(rf"(?<![\w.,])({_NUM})k\b")  # "100k views" (a capital K is read "K": "a 5K run")
 _CODE_DIGITS = _re(r"(?<=\b[A-Z])\d{3,}\b|(?<=\b[A-Z]{2})\d{3,}\b|(?<=\b[A-Z]{3})\d{3,}\b")  # "BA2490"
@@ -773,7 +777,7 @@ def _say_score(m: re.Match) -> str:
 
 
 def _say_ratio(m: re.Match) -> str:
-    return _pad(m, f"{cardinal(int(m.group(1)))} to {cardinal(int(m.group(2)))}")
+    return (m["lead"] or "") + _pad(m, f"{cardinal(int(m['a']))} to {cardinal(int(m['b']))}")
 
 
 def _say_power(m: re.Match) -> str:
