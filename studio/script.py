@@ -27,7 +27,8 @@ Pronunciations (the project's dictionary, like a studio's pronunciation rules)::
 where content mixes text with `[pause 0.5s]`, `[pause 500ms]` or `<break time="500ms"/>`; a
 line of pauses only is a `Line` whose segments are all `Pause` (and which has no voice).
 Any other `[...]` or `<tag>` is an error, as is a speaker that is neither in the cast nor a
-voice: a typo must not fall back silently to a default voice. A speaker is one word followed
+voice: a typo must not fall back silently to a default voice. Case does not count ("ANNA:" is
+the cast's Anna, "SLT:" the voice slt), as screenplays write names in capitals. A speaker is one word followed
 by ':' and a space ("Anna: hi"), so "He said: hi" is text; "Note: hi" names the speaker
 "Note" and, unless that is a cast name or voice, is an error (put a speaker first to say it:
 "Narrator: Note: hi").
@@ -308,18 +309,32 @@ def _parse_line(
             f"'{speaker}:' has nothing to say after it" if speaker else "the settings have nothing to say after them",
             number,
         )
-    entry = cast.get(speaker) if speaker else None
-    if speaker and entry is None and known.voice is not None and speaker not in known.voice:
-        raise ScriptError(
-            f"unknown speaker '{speaker}': not in the cast ({_listing(cast)}) "
-            f"and not a voice ({_listing(known.voice)})",
-            number,
-        )
+    entry = _fold_lookup(cast, speaker) if speaker else None
+    speaker_voice = None
+    if speaker and entry is None:
+        speaker_voice = speaker if known.voice is None else _fold_lookup({v: v for v in known.voice}, speaker)
+        if speaker_voice is None:
+            example = sorted(known.voice)[0] if known.voice else "VOICE"
+            raise ScriptError(
+                f"unknown speaker '{speaker}': not in the cast ({_listing(cast)}) "
+                f"and not a voice ({_listing(known.voice)}); to cast it, add '@cast {speaker} = {example}' "
+                "before the first spoken line",
+                number,
+            )
     if not any(isinstance(s, Speech) for s in segments):
         return Line(number=number, speaker=speaker, voice=None, settings={}, segments=segments)
-    voice = inline.pop("voice", None) or (entry.voice if entry else speaker) or default_voice
+    voice = inline.pop("voice", None) or (entry.voice if entry else speaker_voice) or default_voice
     settings = {**(entry.settings if entry else {}), **inline}
     return Line(number=number, speaker=speaker, voice=voice, settings=settings, segments=segments)
+
+
+def _fold_lookup(table: dict, name: str):
+    """`table[name]`, else the one entry whose key matches `name` ignoring case ("ANNA" for a cast's
+    "Anna", "SLT" for the voice "slt", as screenplays write names); None if none or several do."""
+    if name in table:
+        return table[name]
+    matches = [value for key, value in table.items() if key.casefold() == name.casefold()]
+    return matches[0] if len(matches) == 1 else None
 
 
 def _add_speech(segments: list[Segment], chunk: str) -> None:

@@ -137,6 +137,13 @@ def test_speaker_first_lets_a_line_start_with_a_label():
     assert (line.speaker, line.text) == ("slt", "Note: the shop is closed.")
 
 
+def test_speakers_match_cast_names_and_voices_ignoring_case():
+    s = parse_script("@cast Anna = rms\nANNA: Hi.\nSLT: Hello.\nanna: Bye.", voices=VOICES)
+    assert [(line.speaker, line.voice) for line in s.lines] == [("ANNA", "rms"), ("SLT", "slt"), ("anna", "rms")]
+    with pytest.raises(ScriptError, match="add '@cast NARRATOR = "):
+        parse_script("NARRATOR: Once upon a time.", voices=VOICES)
+
+
 def test_default_voice_and_no_voice():
     assert parse_script("Hi.", voices=VOICES, default_voice="rms").lines[0].voice == "rms"
     assert parse_script("Hi.", voices=VOICES).lines[0].voice is None  # the engine's default
