@@ -101,8 +101,10 @@ def test_health_verdict_in_words():
 
 
 def test_cast_detection_and_apply():
-    rows = h.detect_cast("@cast Host = slt\nHost: hi\nGuest: hello\nrms: yo\n")
-    assert rows == [["Host", "slt"], ["Guest", ""], ["rms", "rms"]]
+    rows = h.detect_cast("@cast Host = slt\nHost: hi\nGuest: hello\nRMS: yo\nBob: hey\n")
+    assert [v.id for v in h.get_engine().voices()] == ["slt", "rms", "awb"]  # the test engine's
+    # Guest and Bob are suggested the least used voices: awb (unused), then slt (first of the rest)
+    assert rows == [["Host", "slt"], ["Guest", "awb"], ["RMS", "rms"], ["Bob", "slt"]]
     new = h.apply_cast("@cast Host = slt\nHost: hi\nGuest: hello\n", [["Host", "awb"], ["Guest", "rms"]])
     assert "@cast Host = awb" in new and "@cast Guest = rms" in new
     with pytest.raises(gr.Error, match="unknown voice"):

@@ -162,10 +162,20 @@ def load_example(name: str) -> str:
 
 
 def detect_cast(script: str) -> list[list[str]]:
-    """Speakers used in the script and the voice each gets (from @cast lines, else blank)."""
-    cast = dict(re.findall(r"^@cast\s+(\S+)\s*=\s*(\S+)", script, flags=re.M))
+    """Speakers used in the script and the voice each gets: its @cast line's, or the voice it names
+    (case aside), or else a suggestion: the least used voice, to keep the characters apart
+    (Apply writes it as an @cast line)."""
+    cast = {k.casefold(): v for k, v in re.findall(r"^@cast\s+(\S+)\s*=\s*(\S+)", script, flags=re.M)}
     speakers = dict.fromkeys(re.findall(r"^([^\W\d][\w.'-]{0,39})\s*:\s", script, flags=re.M))
-    return [[s, cast.get(s, s if s in {v.id for v in get_engine().voices()} else "")] for s in speakers]
+    voices = [v.id for v in get_engine().voices()]
+    by_fold = {v.casefold(): v for v in voices}
+    chosen = {s: cast.get(s.casefold()) or by_fold.get(s.casefold()) or "" for s in speakers}
+    uses = {v: list(chosen.values()).count(v) for v in voices}
+    for s in speakers:
+        if not chosen[s] and voices:
+            chosen[s] = min(voices, key=lambda v: uses[v])  # the least used voice, in the engine's order
+            uses[chosen[s]] += 1
+    return [[s, chosen[s]] for s in speakers]
 
 
 def apply_cast(script: str, cast_rows) -> str:
