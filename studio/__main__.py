@@ -5,6 +5,7 @@
     speak TEXT --voice V -o OUT.wav
     render SCRIPT.txt -o OUT.wav [--srt OUT.srt] [--vtt OUT.vtt] [--project OUT.json]
     dub SUBS.srt -o TRACK.wav [--srt OUT.srt]
+    render/dub ... --background SOUNDTRACK.wav [--duck-db 12] [--voice-only VOICES.wav]
     eval quality|speed|report
 
 Bad input ends with one line on stderr and a non-zero exit status, never a traceback.
@@ -103,18 +104,20 @@ def cmd_render(args) -> None:
     from studio.render import render_script
 
     text = _read_text(args.script)
+    background = _read_background(args)
     result = render_script(_engine(args), text, model=args.model, vocoder=args.vocoder,
                            progress=not args.json)
-    _write_outputs(args, result)
+    _write_outputs(args, result, background)
 
 
 def cmd_dub(args) -> None:
     from studio.render import dub_subtitles
 
     text = _read_text(args.subtitles)
+    background = _read_background(args)
     result = dub_subtitles(_engine(args), text, voice=args.voice, model=args.model, vocoder=args.vocoder,
                            max_rate=args.max_rate, progress=not args.json)
-    _write_outputs(args, result)
+    _write_outputs(args, result, background)
 
 
 def _read_text(path: Path) -> str:
@@ -128,10 +131,25 @@ def _read_text(path: Path) -> str:
         raise StudioError(f"{path} is not UTF-8 text") from None
 
 
-def _write_outputs(args, result) -> None:
+def _read_background(args) -> tuple | None:
+    """--background's audio, read before any rendering so a bad file costs nothing."""
+    from studio.render import read_background
+
+    if not 0.0 <= args.duck_db <= 60.0:
+        raise StudioError(f"--duck-db must be 0 to 60, got {args.duck_db:g}")
+    return read_background(args.background) if args.background else None
+
+
+def _write_outputs(args, result, background: tuple | None = None) -> None:
     from studio.audio import save_wav
 
-    written = [str(save_wav(args.output, result.audio, result.sample_rate))]
+    if background is not None:
+        background, background_sr = background
+        written = [str(save_wav(args.output, result.mix(background, background_sr, args.duck_db), background_sr))]
+        if args.voice_only:
+            written.append(str(save_wav(args.voice_only, result.audio, result.sample_rate)))
+    else:
+        written = [str(save_wav(args.output, result.audio, result.sample_rate))]
     for attr, writer in (("srt", result.srt), ("vtt", result.vtt)):
         out = getattr(args, attr, None)
         if out:
@@ -170,6 +188,12 @@ def build_parser() -> argparse.ArgumentParser:
         if voice_required:
             p.add_argument("--voice", required=True)
 
+    def mix_opts(p):
+        p.add_argument("--background", type=Path, help="mix the voices over this audio (the original soundtrack "
+                       "or a music bed; WAV, FLAC, OGG, MP3): -o gets the mix at its rate and channels")
+        p.add_argument("--duck-db", type=float, default=12.0, help="how far the background dips under speech")
+        p.add_argument("--voice-only", type=Path, help="with --background, also write the voices alone here")
+
     p = add("text", cmd_text, "show normalisation, sentences and phonemes")
     p.add_argument("text")
     p = add("voices", cmd_voices, "list voices")
@@ -189,6 +213,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--srt", type=Path)
     p.add_argument("--vtt", type=Path)
     p.add_argument("--project", type=Path)
+    mix_opts(p)
     p = add("dub", cmd_dub, "fit speech to a subtitle file's time slots")
     p.add_argument("subtitles", type=Path)
     synth_opts(p, voice_required=False)
@@ -198,6 +223,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--srt", type=Path)
     p.add_argument("--vtt", type=Path)
     p.add_argument("--project", type=Path)
+    mix_opts(p)
     p = add("eval", cmd_eval, "measure quality and speed")
     from studio.eval.cli import add_eval_arguments
 

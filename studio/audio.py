@@ -133,6 +133,54 @@ def silence(seconds: float, sample_rate: int) -> np.ndarray:
     return np.zeros(max(0, int(round(seconds * sample_rate))), dtype=np.float32)
 
 
+def duck_envelope(n: int, sample_rate: int, spans: list[tuple[float, float]], duck_db: float,
+                  ramp_s: float = 0.2) -> np.ndarray:
+    """A gain curve of `n` samples: 1 outside `spans` (seconds), 10^(-duck_db / 20) inside, with
+    linear ramps of `ramp_s` before each span starts and after it ends (as a broadcast mixer's
+    ducking: the background dips before the voice comes in and recovers after it stops; between
+    spans closer than two ramps it stays down)."""
+    depth = np.zeros(n, dtype=np.float32)  # 0: full background, 1: fully ducked
+    ramp = max(1, int(round(ramp_s * sample_rate)))
+    merged: list[list[float]] = []  # spans closer than two ramps stay ducked between them
+    for start, end in sorted(spans):
+        if merged and start - merged[-1][1] < 2 * ramp_s:
+            merged[-1][1] = max(merged[-1][1], end)
+        else:
+            merged.append([start, end])
+    for start, end in merged:
+        a, b = int(round(start * sample_rate)), int(round(end * sample_rate))
+        lo, hi = max(0, a - ramp), min(n, b + ramp)
+        if hi <= lo:
+            continue
+        t = np.arange(lo, hi, dtype=np.float32)
+        shape = np.minimum(np.clip((t - (a - ramp)) / ramp, 0, 1), np.clip(((b + ramp) - t) / ramp, 0, 1))
+        np.maximum(depth[lo:hi], shape, out=depth[lo:hi])
+    floor = 10.0 ** (-duck_db / 20.0)
+    return (1.0 - (1.0 - floor) * depth).astype(np.float32)
+
+
+def mix_over(voice: np.ndarray, voice_sr: int, background: np.ndarray, background_sr: int,
+             spans: list[tuple[float, float]], duck_db: float = 12.0) -> np.ndarray:
+    """The voice track over a background (the original soundtrack or a music bed), the background
+    ducked by `duck_db` while the voice speaks (`spans`, seconds).
+
+    The mix keeps the background's sample rate and channels (the voice, upsampled, sits in every
+    channel) and runs as long as the longer of the two; it is scaled down only if it would clip.
+    Shapes: voice (T_v,), background (T_b,) or (T_b, C) -> (max(T_v', T_b), C)
+    """
+    bg = np.asarray(background, dtype=np.float32)
+    bg = bg[:, None] if bg.ndim == 1 else bg
+    v = resample(np.asarray(voice, dtype=np.float32), voice_sr, background_sr)
+    n = max(len(v), len(bg))
+    out = np.zeros((n, bg.shape[1]), dtype=np.float32)
+    out[: len(bg)] = bg * duck_envelope(len(bg), background_sr, spans, duck_db)[:, None]
+    out[: len(v)] += v[:, None]
+    peak = float(np.max(np.abs(out))) if out.size else 0.0
+    if peak > 0.99:
+        out *= 0.99 / peak
+    return out
+
+
 # ---------------------------------------------------------------------------------------------
 # Mel features
 

@@ -9,10 +9,11 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
-from studio.audio import resample, silence
+from studio.audio import mix_over, resample, silence
 from studio.engine import MODEL_ALIASES, Engine, Take
 from studio.errors import ScriptError, StudioError
 from studio.script import Cue, Line, Pause, Script, check_cues, fit_rate, parse_script, parse_subtitles, write_srt, write_vtt
@@ -95,6 +96,14 @@ class RenderResult:
                 "rtf": round(self.seconds / max(dur, 1e-6), 3), "lines": [line.row() for line in self.lines],
                 "warnings": self.warnings, "settings": self.settings}
 
+    def mix(self, background: np.ndarray, background_sr: int, duck_db: float = 12.0) -> np.ndarray:
+        """This track over `background` (see `read_background`), which is ducked by `duck_db`
+        while a line is spoken: a voice-over mix at the background's rate and channels."""
+        if not 0.0 <= duck_db <= 60.0:
+            raise StudioError(f"the ducking depth must be 0 to 60 dB, got {duck_db:g}")
+        spans = [(line.start, line.end) for line in self.lines if line.takes and line.end > line.start]
+        return mix_over(self.audio, self.sample_rate, background, background_sr, spans, duck_db)
+
     def report_lines(self) -> list[str]:
         out = []
         for line in self.lines:
@@ -110,6 +119,33 @@ class RenderResult:
         return {"format": PROJECT_FORMAT, "version": PROJECT_VERSION, "kind": self.kind, "source": self.source,
                 "settings": self.settings, "lines": [line.row() for line in self.lines],
                 "takes": [[t.metadata() for t in line.takes] for line in self.lines]}
+
+
+MAX_BACKGROUND_SECONDS = 4 * 3600
+
+
+def read_background(path: str | Path) -> tuple[np.ndarray, int]:
+    """A background track (WAV, FLAC, OGG or MP3) as (samples, channels) float32, and its rate."""
+    import soundfile as sf
+
+    p = Path(path)
+    if not p.is_file():
+        raise StudioError(f"background audio not found: {p}")
+    try:
+        info = sf.info(str(p))
+        if info.frames / max(1, info.samplerate) > MAX_BACKGROUND_SECONDS:
+            raise StudioError(f"the background audio {p.name} is longer than {MAX_BACKGROUND_SECONDS // 3600} hours")
+        if not 1 <= info.channels <= 8:
+            raise StudioError(f"the background audio {p.name} has {info.channels} channels (1 to 8 are mixed)")
+        wav, sr = sf.read(str(p), dtype="float32", always_2d=True)
+    except StudioError:
+        raise
+    except Exception as e:  # noqa: BLE001 - libsndfile's errors name the problem ("Format not recognised")
+        reason = str(e).split(":")[-1].strip().rstrip(".") or type(e).__name__
+        raise StudioError(f"cannot read the background audio {p.name} ({reason}); use WAV, FLAC, OGG or MP3") from None
+    if wav.size == 0:
+        raise StudioError(f"the background audio {p.name} is empty")
+    return np.nan_to_num(wav, nan=0.0, posinf=0.0, neginf=0.0), int(sr)
 
 
 def load_project(data: dict) -> dict:

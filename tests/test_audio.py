@@ -3,9 +3,11 @@ import pytest
 
 from studio.audio import (
     AudioConfig,
+    duck_envelope,
     griffin_lim,
     load_wav,
     mel_spectrogram,
+    mix_over,
     normalise_loudness,
     resample,
     rms_db,
@@ -64,6 +66,28 @@ def test_trim_silence_keeps_speech():
     wav = np.concatenate([np.zeros(sr, np.float32), tone, np.zeros(sr, np.float32)])
     out = trim_silence(wav, 40, pad_s=0.05, sample_rate=sr)
     assert sr <= len(out) <= sr + 0.2 * sr
+
+
+def test_duck_envelope_dips_under_speech_with_ramps():
+    sr = 100
+    env = duck_envelope(1000, sr, [(2.0, 4.0), (4.2, 5.0)], duck_db=20.0, ramp_s=0.5)
+    assert env[100] == 1.0 and env[999] == 1.0  # untouched far from speech
+    assert np.allclose(env[200:500], 0.1)  # down 20 dB while speaking, and across the 0.2 s gap
+    assert 0.1 < env[175] < 1.0 and 0.1 < env[525] < 1.0  # ramps, not steps
+    assert np.all(np.diff(env[140:200]) <= 0) and np.all(np.diff(env[500:560]) >= 0)
+
+
+def test_mix_over_keeps_the_background_format_and_never_clips():
+    voice = np.full(16000, 0.9, dtype=np.float32)  # 1 s at 16 kHz
+    background = np.full((48000 * 3, 2), 0.9, dtype=np.float32)  # 3 s of stereo at 48 kHz
+    mix = mix_over(voice, 16000, background, 48000, [(0.0, 1.0)], duck_db=12.0)
+    assert mix.shape == (48000 * 3, 2) and mix.dtype == np.float32
+    assert np.max(np.abs(mix)) <= 0.99 + 1e-6
+    under, after = mix[24000, 0], mix[-1, 0]  # mid-speech, and background alone at the end
+    assert under > after  # the voice is on top
+    assert np.isclose(under / after, (0.9 + 0.9 * 10 ** (-12 / 20)) / 0.9, rtol=1e-3)  # ducked 12 dB, then scaled
+    longer = mix_over(np.zeros(16000 * 4, np.float32), 16000, background[:, 0], 48000, [])
+    assert longer.shape == (48000 * 4, 1)  # as long as the longer input
 
 
 def test_audio_config_for_ljspeech_rate():

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from studio.errors import ScriptError, StudioError, SubtitleError
-from studio.render import dub_subtitles, load_project, render_script
+from studio.render import dub_subtitles, load_project, read_background, render_script
 from studio.script import parse_subtitles
 from tests.conftest import ROOT
 
@@ -65,6 +65,27 @@ def test_what_cannot_be_read_is_named_in_the_warnings(engine):
     assert res.lines[0].takes[0].metadata()["warning"].endswith("🎬")
     srt = "1\n00:00:00,000 --> 00:00:02,000\nBonjour 😀 friend.\n"
     assert dub_subtitles(engine, srt).warnings == ["cue 1: left out what the English voices cannot read: 😀"]
+
+
+def test_dub_mixed_over_a_background(engine, tmp_path):
+    import soundfile as sf
+
+    res = dub_subtitles(engine, SRT, max_rate=1.6)
+    bed = 0.2 * np.sin(2 * np.pi * 220 * np.arange(44100 * 8) / 44100).astype(np.float32)
+    sf.write(tmp_path / "bed.flac", np.stack([bed, bed], axis=1), 44100)
+    background, sr = read_background(tmp_path / "bed.flac")
+    mix = res.mix(background, sr, duck_db=18.0)
+    assert sr == 44100 and mix.shape == (44100 * 8, 2)
+    gap = mix[int(3.2 * sr) : int(3.3 * sr), 0]  # between cue 2's take and cue 3: the bed alone, full level
+    assert np.isclose(np.sqrt(np.mean(gap**2)), 0.2 / np.sqrt(2), rtol=0.05)
+    speech = mix[int(res.lines[0].start * sr) : int(res.lines[0].end * sr), 0] - bed[int(res.lines[0].start * sr) :
+                                                                                    int(res.lines[0].end * sr)]
+    assert np.max(np.abs(speech)) > 0.05  # the voice is in the mix (the bed is ducked, not replaced)
+    (tmp_path / "bad.wav").write_bytes(b"RIFF not really audio")
+    with pytest.raises(StudioError, match="cannot read the background audio bad.wav"):
+        read_background(tmp_path / "bad.wav")
+    with pytest.raises(StudioError, match="0 to 60 dB"):
+        res.mix(background, sr, duck_db=-3)
 
 
 def test_dub_keeps_cues_in_their_slots(engine):
@@ -126,6 +147,20 @@ def test_cli_speak_render_dub(tmp_path, tiny_checkpoint_dir):
     out = run_cli("dub", str(tmp_path / "s.srt"), "-o", str(tmp_path / "d.wav"), "--json", env_dir=tiny_checkpoint_dir)
     assert out.returncode == 0, out.stderr
     assert len(json.loads(out.stdout)["lines"]) == 3
+
+    import soundfile as sf
+
+    sf.write(tmp_path / "bed.wav", np.zeros((22050 * 9, 2), np.float32) + 0.01, 22050)
+    out = run_cli("dub", str(tmp_path / "s.srt"), "-o", str(tmp_path / "m.wav"),
+                  "--background", str(tmp_path / "bed.wav"), "--voice-only", str(tmp_path / "v.wav"),
+                  env_dir=tiny_checkpoint_dir)
+    assert out.returncode == 0, out.stderr
+    assert sf.info(tmp_path / "m.wav").channels == 2 and sf.info(tmp_path / "m.wav").samplerate == 22050
+    assert sf.info(tmp_path / "v.wav").channels == 1
+    out = run_cli("dub", str(tmp_path / "s.srt"), "-o", str(tmp_path / "m2.wav"),
+                  "--background", str(tmp_path / "s.srt"), env_dir=tiny_checkpoint_dir)
+    assert out.returncode == 2 and "cannot read the background audio" in out.stderr
+    assert not (tmp_path / "m2.wav").exists()
 
     out = run_cli("voices", "--json", env_dir=tiny_checkpoint_dir)
     assert [v["id"] for v in json.loads(out.stdout)["voices"]] == ["slt", "rms", "awb"]

@@ -131,6 +131,20 @@ def test_dub_tab_marks_cues_that_do_not_fit(long_engine):
         list(h.dub(None, "1\n00:00:01,000 --> oops\nHi\n", "slt", "tacotron", "griffinlim", 1.6, h.new_session()))
 
 
+def test_dub_tab_mixes_over_a_background(long_engine, tmp_path):
+    h.set_engine(long_engine)
+    srt = (ROOT / "assets/subtitles/sample.srt").read_text()
+    sf.write(tmp_path / "bed.wav", np.full((32000 * 2, 2), 0.05, np.float32), 32000)
+    table, audio, files, status, _ = list(h.dub(None, srt, "slt", "tacotron", "griffinlim", 1.6, h.new_session(),
+                                               str(tmp_path / "bed.wav"), 12))[-1]
+    mix, sr = sf.read(audio)
+    assert sr == 32000 and mix.ndim == 2 and "ducked 12 dB" in status
+    assert Path(files[0]).name == "dub_mix.wav" and any(Path(f).name == "dub.wav" for f in files)
+    (tmp_path / "bad.wav").write_text("not audio")
+    with pytest.raises(gr.Error, match="cannot read the background audio"):
+        list(h.dub(None, srt, "slt", "tacotron", "griffinlim", 1.6, h.new_session(), str(tmp_path / "bad.wav"), 12))
+
+
 def test_head_controls_follow_the_model(tmp_path):
     from studio.audio import AudioConfig
     from studio.checkpoint import save_checkpoint

@@ -153,14 +153,17 @@ def build_app() -> gr.Blocks:
                     dub_model = gr.Dropdown(acoustic, value=default_model, label="Model")
                     dub_vocoder = gr.Dropdown(vocoders, value="griffinlim", label="Vocoder")
                     max_rate = gr.Slider(1.0, 2.0, value=1.6, step=0.05, label="Fastest speed-up allowed")
+                    background = gr.Audio(label="Background (optional): the original soundtrack or a music bed; "
+                                          "the dub is mixed over it", type="filepath", sources=["upload"])
+                    duck_db = gr.Slider(0, 30, value=12, step=1, label="Background dips under speech by (dB)")
                     dub_btn = gr.Button("Dub", variant="primary", elem_id="dub_btn")
             dub_status = gr.Markdown()
             dub_table = gr.Dataframe(headers=h.DUB_HEADERS, label="Timeline", interactive=False, wrap=True)
             dub_audio = gr.Audio(label="Dubbed track", interactive=False)
             dub_files = gr.File(label="Downloads", file_count="multiple", interactive=False)
             subs_load.click(h.load_example_subtitles, subs_example, subs_text)
-            dub_btn.click(h.dub, [subs_file, subs_text, dub_voice, dub_model, dub_vocoder, max_rate, session],
-                          [dub_table, dub_audio, dub_files, dub_status, session])
+            dub_btn.click(h.dub, [subs_file, subs_text, dub_voice, dub_model, dub_vocoder, max_rate, session,
+                                  background, duck_db], [dub_table, dub_audio, dub_files, dub_status, session])
 
         with gr.Tab("Voices", id="voices"):
             gr.Markdown(h.voice_cards())

@@ -33,6 +33,7 @@ from studio.render import (
     dub_cue,
     load_project,
     parse_for_engine,
+    read_background,
     read_cues,
     render_line,
 )
@@ -536,13 +537,16 @@ def _dub_row(rl: RenderedLine) -> list:
 
 @user_errors
 def dub(subs_file, subs_text: str, voice: str, model: str, vocoder: str, max_rate: float, session: dict,
-        progress=gr.Progress()):
-    """Fit every cue into its slot, streaming the timeline table; the track and files come last."""
+        background_file=None, duck_db: float = 12.0, progress=gr.Progress()):
+    """Fit every cue into its slot, streaming the timeline table; the track and files come last.
+    With a background (the original soundtrack or a music bed) the track is mixed over it, the
+    background ducked by `duck_db` under speech; the voices alone are among the downloads too."""
     session = _session(session)
     engine = get_engine()
     text = _read_upload(subs_file, "subtitle") if subs_file else (subs_text or "")
     if not text.strip():
         raise gr.Error("Upload an SRT or WebVTT file, or paste subtitles into the box.")
+    background = read_background(background_file) if background_file else None  # before any work
     cues, warnings, voice = read_cues(engine, text, voice or None, model)
     if not cues:
         raise gr.Error("The subtitle file has no cues.")
@@ -557,13 +561,21 @@ def dub(subs_file, subs_text: str, voice: str, model: str, vocoder: str, max_rat
     result = assemble_dub(lines, cues, text, sr, settings, warnings, time.perf_counter() - t0)
     session["dub"] = result
     files = _write_exports(result, _outdir(session), "dub")
+    player = _to_audio(result.audio, sr, session, "dub")
     misfits = sum(1 for r in lines if not r.fits or r.error)
     status = f"Done: {len(lines)} cues on a {len(result.audio) / sr:.1f} s track."
+    if background is not None:
+        mix = result.mix(background[0], background[1], float(duck_db))
+        mixed = save_wav(_outdir(session) / "dub_mix.wav", mix, background[1])
+        files.insert(0, str(mixed))
+        player = str(mixed)
+        status += (f" Mixed over the background ({len(mix) / background[1]:.1f} s, {mix.shape[1]} channel(s), "
+                   f"{background[1]} Hz), ducked {float(duck_db):g} dB under speech.")
     if misfits:
         status += f" {misfits} cue(s) do not fit even at x{max_rate:.2f} (marked ✗)."
     if result.warnings:
         status += "\n\n" + "\n".join(f"- {w}" for w in result.warnings[:10])
-    yield [_dub_row(r) for r in result.lines], _to_audio(result.audio, sr, session, "dub"), files, status, session
+    yield [_dub_row(r) for r in result.lines], player, files, status, session
 
 
 def load_example_subtitles(name: str) -> str:
