@@ -85,8 +85,9 @@ def cmd_models(args) -> None:
 
 
 def cmd_speak(args) -> None:
-    from studio.audio import save_wav
+    from studio.audio import check_audio_suffix, save_wav
 
+    check_audio_suffix(args.output)
     engine = _engine(args)
     take = engine.synthesize(args.text, voice=args.voice, model=args.model, vocoder=args.vocoder,
                              speed=args.speed, pitch=args.pitch, seed=args.seed)
@@ -104,6 +105,7 @@ def cmd_render(args) -> None:
     from studio.render import render_script
 
     text = _read_text(args.script)
+    _check_outputs(args)
     background = _read_background(args)
     result = render_script(_engine(args), text, model=args.model, vocoder=args.vocoder,
                            progress=not args.json)
@@ -114,6 +116,7 @@ def cmd_dub(args) -> None:
     from studio.render import dub_subtitles
 
     text = _read_text(args.subtitles)
+    _check_outputs(args)
     background = _read_background(args)
     result = dub_subtitles(_engine(args), text, voice=args.voice, model=args.model, vocoder=args.vocoder,
                            max_rate=args.max_rate, progress=not args.json)
@@ -129,6 +132,14 @@ def _read_text(path: Path) -> str:
         return path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError:
         raise StudioError(f"{path} is not UTF-8 text") from None
+
+
+def _check_outputs(args) -> None:
+    from studio.audio import check_audio_suffix
+
+    for path in (args.output, args.voice_only):
+        if path is not None:
+            check_audio_suffix(path)
 
 
 def _read_background(args) -> tuple | None:

@@ -76,9 +76,23 @@ def load_wav(path: str | Path, sample_rate: int | None = None) -> tuple[np.ndarr
     return wav, sr
 
 
+AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3")
+
+
+def check_audio_suffix(path: str | Path) -> None:
+    """Raise ValueError unless `save_wav` can write `path`'s format (checked before any work)."""
+    suffix = Path(path).suffix.lower()
+    if suffix not in AUDIO_SUFFIXES:
+        kinds = f"{', '.join(AUDIO_SUFFIXES[:-1])} or {AUDIO_SUFFIXES[-1]}"
+        what = f"cannot write '{suffix}' audio files" if suffix else f"'{Path(path).name}' has no audio file suffix"
+        raise ValueError(f"{what}: end the output's name with {kinds}")
+
+
 def save_wav(path: str | Path, wav: np.ndarray, sample_rate: int) -> Path:
-    """Write mono audio; the format follows the suffix (.wav is 16-bit PCM, .flac, .ogg)."""
+    """Write audio, (T,) or (T, channels); the format follows the suffix (.wav and .flac are
+    16-bit PCM, .ogg Vorbis, .mp3 MPEG layer III)."""
     path = Path(path)
+    check_audio_suffix(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     wav = np.clip(np.asarray(wav, dtype=np.float32), -1.0, 1.0)
     subtype = "PCM_16" if path.suffix.lower() in (".wav", ".flac") else None

@@ -173,6 +173,8 @@ def test_cli_speak_render_dub(tmp_path, tiny_checkpoint_dir):
     (["speak", "   ", "--voice", "slt", "-o", "x.wav"], "empty"),
     (["render", "no/such/file.txt", "-o", "x.wav"], "file not found"),
     (["speak", "Hi", "--voice", "slt", "--model", "nope", "-o", "x.wav"], "unknown model"),
+    (["speak", "Hi", "--voice", "slt", "-o", "x.xyz"], "cannot write '.xyz' audio files"),
+    (["render", "no/such/file.txt", "-o", "x"], "file not found"),
 ])
 def test_cli_errors_are_one_line(args, message, tiny_checkpoint_dir, tmp_path):
     args = [a if a != "x.wav" else str(tmp_path / "x.wav") for a in args]

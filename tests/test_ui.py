@@ -70,7 +70,7 @@ def test_regenerate_inspect_export_and_reopen(tmp_path):
     assert "“" in verdict
     files = h.export(session)
     suffixes = sorted(Path(f).suffix for f in files)
-    assert suffixes == [".flac", ".json", ".srt", ".vtt", ".wav"]
+    assert suffixes == [".flac", ".json", ".mp3", ".srt", ".vtt", ".wav"]
     project = next(f for f in files if f.endswith(".json"))
     out = h.open_project(project, h.new_session())
     assert out[0] == SCRIPT and out[1] == "tacotron" and len(out[6]) == 3

@@ -377,8 +377,7 @@ def export(session: dict) -> list[str]:
 
 
 def _write_exports(result, d: Path, stem: str) -> list[str]:
-    files = [save_wav(d / f"{stem}.wav", result.audio, result.sample_rate),
-             save_wav(d / f"{stem}.flac", result.audio, result.sample_rate)]
+    files = [save_wav(d / f"{stem}.{ext}", result.audio, result.sample_rate) for ext in ("wav", "flac", "mp3")]
     (d / f"{stem}.srt").write_text(result.srt(), encoding="utf-8")
     (d / f"{stem}.vtt").write_text(result.vtt(), encoding="utf-8")
     (d / f"{stem}.project.json").write_text(json.dumps(result.project(), indent=2), encoding="utf-8")
