@@ -154,7 +154,8 @@ def build_app() -> gr.Blocks:
                     dub_vocoder = gr.Dropdown(vocoders, value="griffinlim", label="Vocoder")
                     max_rate = gr.Slider(1.0, 2.0, value=1.6, step=0.05, label="Fastest speed-up allowed")
                     background = gr.Audio(label="Background (optional): the original soundtrack or a music bed; "
-                                          "the dub is mixed over it", type="filepath", sources=["upload"])
+                                          "the dub is mixed over it", type="filepath", sources=["upload"],
+                                          elem_id="dub_background")
                     duck_db = gr.Slider(0, 30, value=12, step=1, label="Background dips under speech by (dB)")
                     dub_btn = gr.Button("Dub", variant="primary", elem_id="dub_btn")
             dub_status = gr.Markdown()
