@@ -162,6 +162,13 @@ SCORES_AND_CODES = [
     ("LA and the FAQ", "L A and the F A Q"),
     ("Add 1/2 lb. sugar and 3/4 mi of road.", "Add one half of a pound sugar and three quarters of a mile of road."),
     ("a ==== rule and C++", "a rule and C plus plus"),
+    ("for all N > 0 and x >= 5, y ≤ 3 [ < 1% ]",
+     "for all N greater than zero and x greater than or equal to five, y less than or equal to three, less than one "
+     "percent"),
+    ("within ninety (90) days, or 1,000 (1,000) units, not five (6)",
+     "within ninety days, or one thousand units, not five, six"),
+    ("Paige, c. 1951", "Paige, circa nineteen fifty-one"),
+    ("a 6' car and 4 tsp. soda", "a six feet car and four teaspoons soda"),
 ]
 ROMAN_NUMERALS = [
     ("King Henry VIII had six wives.", "King Henry the eighth had six wives."),

@@ -64,6 +64,9 @@ _CHAR_MAP = {
     "\u00d7": "x",  # "2×" and "3×4" then reuse the ASCII multiplier rules
     "\u00f7": " divided by ",
     "\u00b1": " plus or minus ",
+    "\u2264": " <= ",  # less than or equal to
+    "\u2265": " >= ",
+    "\u2260": " != ",
     "\u00df": "ss",
     "\u00e6": "ae",
     "\u00c6": "AE",
@@ -659,6 +662,7 @@ _UNITS = {  # written: (one, many); a few common ones, case-sensitive ("MB" is n
     "ms": ("millisecond", "milliseconds"), "sec": ("second", "seconds"),
     "secs": ("second", "seconds"), "min": ("minute", "minutes"), "mins": ("minute", "minutes"),
     "hr": ("hour", "hours"), "hrs": ("hour", "hours"),
+    "tsp": ("teaspoon", "teaspoons"), "tbsp": ("tablespoon", "tablespoons"),
     "kW": ("kilowatt", "kilowatts"), "kWh": ("kilowatt hour", "kilowatt hours"),
 }  # fmt: skip
 _UNIT = _re(
@@ -672,6 +676,37 @@ _UNIT_FRACTION = _re(
     r"(?![\w/])"
 )
 _FEET_INCHES = _re(r"(?<![\w.,])(\d{1,2})'\s?(\d{1,2})(?:\"|'')")  # 5'10"
+
+
+_FEET_ALONE = _re(r"(?<![\w.,'])(\d{1,2})'(?=\s|$|[,;.!?])")  # "a 6' car"
+_CIRCA = _re(r"\b(?:c|ca|circa)\.?\s?(?=\d{3,4}\b)")  # "c. 1951"
+# "ninety (90) days", as contracts write numbers twice: the digits in brackets are not read again
+_DUPLICATE_DIGITS = _re(r"\s?\((\d{1,9}(?:,\d{3})*)\)")
+_COMPARISON_WORDS = {"<": "less than", ">": "greater than", "<=": "less than or equal to",
+                     ">=": "greater than or equal to", "!=": "not equal to"}
+# A comparison between spaces or before a number ("N > 0", "[ < 1% ]", ">50"), never a tag's bracket
+_COMPARISON = _re(r"(?:(?<=\s)|^)(<=|>=|!=|<|>)(?=\s|-?\d|\.\d)")
+
+
+def _say_feet_alone(m: re.Match) -> str:
+    n = int(m.group(1))
+    return _pad(m, f"{cardinal(n)} {'foot' if n == 1 else 'feet'}")
+
+
+def _say_circa(m: re.Match) -> str:
+    return _match_case(m.group(0), "circa") + " "
+
+
+def _say_duplicate_digits(m: re.Match) -> str:
+    digits = m.group(1).replace(",", "")
+    before = m.string[max(0, m.start() - 120) : m.start()].lower().rstrip()
+    written = cardinal(int(digits))
+    same = before.endswith((written, written.replace(" and ", " "), m.group(1)))
+    return "" if same else m.group(0)
+
+
+def _say_comparison(m: re.Match) -> str:
+    return f" {_COMPARISON_WORDS[m.group(1)]} "
 
 
 def _say_feet_inches(m: re.Match) -> str:
@@ -980,11 +1015,15 @@ _RULES = (
     _Rule("clock", _CLOCK, _say_clock),
     _Rule("hour am/pm", _HOUR_AMPM, _say_hour_ampm),
     *_ABBREVIATION_RULES,
+    _Rule("duplicate digits", _DUPLICATE_DIGITS, _say_duplicate_digits),
+    _Rule("circa", _CIRCA, _say_circa),
+    _Rule("comparison", _COMPARISON, _say_comparison),
     _Rule("money", _MONEY, _say_money),
     _Rule("cents", _CENTS, _say_cents),
     _Rule("percent", _PERCENT, _say_percent),
     _Rule("degrees", _DEGREES, _say_degrees),
     _Rule("feet and inches", _FEET_INCHES, _say_feet_inches),
+    _Rule("feet alone", _FEET_ALONE, _say_feet_alone),
     _Rule("unit fraction", _UNIT_FRACTION, _say_unit_fraction),
     _Rule("unit", _UNIT, _say_unit),
     _Rule("dimensions", _DIMENSIONS, _say_dimensions),
@@ -1037,6 +1076,7 @@ _LEADING_PUNCT = _re(r"^[\s.,!?;:]+")
 # A period before a lower-case word belongs to an abbreviation no rule knows ("the temp. was",
 # "est. 1990" once the year is words): it is neither a sentence end nor a pause.
 _INNER_PERIOD = _re(r"\.(?= [a-z])")
+_TRAILING_PAUSE = _re(r"[\s,;:]+$")  # "(see above)" at the end leaves a comma with nothing after it
 
 
 def _strongest(m: re.Match) -> str:
@@ -1057,6 +1097,7 @@ def _tidy(text: str) -> str:
     text = _PUNCT_RUN.sub(_strongest, text)
     text = _INNER_PERIOD.sub("", text)
     text = _LEADING_PUNCT.sub("", text)
+    text = _TRAILING_PAUSE.sub("", text)
     text = _SPACES.sub(" ", text).strip()
     return text if re.search("[A-Za-z]", text) else ""
 
