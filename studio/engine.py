@@ -389,7 +389,8 @@ class Engine:
         sr = am.audio.sample_rate
         t1 = time.perf_counter()
         pieces, offset, placed = [], 0.0, []
-        gap = np.zeros(int(SENTENCE_GAP_S * sr), dtype=np.float32)
+        gap_s = SENTENCE_GAP_S / speed  # a faster read shortens its pauses too (a dub fitting its slot)
+        gap = np.zeros(int(round(gap_s * sr)), dtype=np.float32)
         for i, seg in enumerate(segments):
             wav = vocode(stretch_mel(seg.mel, speed))
             if pitch:
@@ -399,7 +400,7 @@ class Engine:
             offset += len(wav) / sr
             if i < len(segments) - 1:
                 pieces.append(gap)
-                offset += SENTENCE_GAP_S
+                offset += len(gap) / sr
         audio = np.concatenate(pieces).astype(np.float32)
         peak = float(np.max(np.abs(audio))) if audio.size else 0.0
         if peak > 0.99:
