@@ -529,7 +529,8 @@ def compare(text: str, model_a, vocoder_a, voice_a, model_b, vocoder_b, voice_b,
 def _dub_row(rl: RenderedLine) -> list:
     slot = rl.slot or (rl.start, rl.end)
     spoken = rl.takes[0].duration if rl.takes else 0.0
-    return [rl.number, rl.text, rl.voice or "", f"{slot[0]:.2f}-{slot[1]:.2f}", round(slot[1] - slot[0], 2),
+    return [rl.number, rl.text or "(nothing to say: see the notes above)", rl.voice or "",
+            f"{slot[0]:.2f}-{slot[1]:.2f}", round(slot[1] - slot[0], 2),
             round(spoken, 2), f"x{rl.rate:.2f}", "✓" if rl.fits and not rl.error else "✗ " + (rl.error or "too long"),
             "⚠" if rl.overrun else ""]
 
