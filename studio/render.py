@@ -169,6 +169,18 @@ def _progress(total: int, enabled: bool, desc: str):
     return tqdm(total=total, desc=desc, unit="line", disable=None)  # None: only on a terminal
 
 
+def voice_names(engine: Engine) -> dict[str, str]:
+    """Each voice's first name ("Sally (US female)" -> "Sally") -> its id, where no two voices share
+    one and it is not another voice's id."""
+    firsts: dict[str, list[str]] = {}
+    for v in engine.voices():
+        first = v.name.split(" (")[0].split()[0] if v.name.strip() else ""
+        if first:
+            firsts.setdefault(first.casefold(), []).append(v.id)
+    ids = {v.id.casefold() for v in engine.voices()}
+    return {name: found[0] for name, found in firsts.items() if len(found) == 1 and name not in ids}
+
+
 def parse_for_engine(engine: Engine, text: str, default_voice: str | None = None, max_lines: int = 1000,
                      max_line_chars: int = 2000) -> Script:
     """Parse a script against what the engine offers (voices, models, vocoders)."""
@@ -176,6 +188,7 @@ def parse_for_engine(engine: Engine, text: str, default_voice: str | None = None
     if not voices:
         raise StudioError("no voices are available: no acoustic model checkpoints were found")
     script = parse_script(text, voices=voices, default_voice=default_voice or voices[0],
+                          voice_names=voice_names(engine),
                           models=[m.name for m in engine.models("acoustic")] + list(MODEL_ALIASES),
                           vocoders=[m.name for m in engine.models("vocoder")],
                           max_lines=max_lines, max_line_chars=max_line_chars)

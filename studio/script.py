@@ -28,7 +28,8 @@ where content mixes text with `[pause 0.5s]`, `[pause 500ms]` or `<break time="5
 line of pauses only is a `Line` whose segments are all `Pause` (and which has no voice).
 Any other `[...]` or `<tag>` is an error, as is a speaker that is neither in the cast nor a
 voice: a typo must not fall back silently to a default voice. Case does not count ("ANNA:" is
-the cast's Anna, "SLT:" the voice slt), as screenplays write names in capitals. A speaker is one word followed
+the cast's Anna, "SLT:" the voice slt), as screenplays write names in capitals, and a voice may
+be called by its name as the voice list shows it ("Sally:", "@cast Anna = Sally"). A speaker is one word followed
 by ':' and a space ("Anna: hi"), so "He said: hi" is text; "Note: hi" names the speaker
 "Note" and, unless that is a cast name or voice, is an error (put a speaker first to say it:
 "Narrator: Note: hi").
@@ -179,6 +180,14 @@ class _Known:
     voice: frozenset[str] | None
     model: frozenset[str] | None
     vocoder: frozenset[str] | None
+    voice_names: dict[str, str] = field(default_factory=dict)  # casefolded voice name -> voice id
+
+    def voice_id(self, name: str) -> str | None:
+        """The voice `name` means: an id, an id in other case ("SLT"), or a voice's name ("Sally")."""
+        if self.voice is None or name in self.voice:
+            return name
+        by_fold = {v.casefold(): v for v in self.voice}
+        return by_fold.get(name.casefold()) or self.voice_names.get(name.casefold())
 
 
 def parse_script(
@@ -190,14 +199,18 @@ def parse_script(
     vocoders: Iterable[str] | None = None,
     max_line_chars: int = 2000,
     max_lines: int = 1000,
+    voice_names: dict[str, str] | None = None,
 ) -> Script:
     """Read a script; raise `ScriptError` naming the line of the first problem.
 
     `voices`, `models` and `vocoders` are the ids the engine has; each check is skipped when
     its argument is None. `max_lines` bounds the takes (comments and cast do not count) and
     `max_line_chars` every source line, so a pasted novel fails fast, before synthesis.
+    `voice_names` maps the voices' names to their ids ({"Sally": "slt"}), so "Sally:" or
+    "@cast Anna = Sally" work as the voice list shows them.
     """
-    known = _Known(*(None if ids is None else frozenset(ids) for ids in (voices, models, vocoders)))
+    known = _Known(*(None if ids is None else frozenset(ids) for ids in (voices, models, vocoders)),
+                   voice_names={k.casefold(): v for k, v in (voice_names or {}).items()})
     if default_voice is not None and known.voice is not None and default_voice not in known.voice:
         raise ScriptError(f"the default voice '{default_voice}' is not a voice ({_listing(known.voice)})")
     if text.startswith("\ufeff"):
@@ -312,7 +325,7 @@ def _parse_line(
     entry = _fold_lookup(cast, speaker) if speaker else None
     speaker_voice = None
     if speaker and entry is None:
-        speaker_voice = speaker if known.voice is None else _fold_lookup({v: v for v in known.voice}, speaker)
+        speaker_voice = known.voice_id(speaker)
         if speaker_voice is None:
             example = sorted(known.voice)[0] if known.voice else "VOICE"
             raise ScriptError(
@@ -398,6 +411,8 @@ def _setting_value(key: str, value: str, number: int, known: _Known) -> float | 
         return x
     if not _NAME.fullmatch(value):
         raise ScriptError(f"'{_short(value)}' is not a valid {key} id", number)
+    if key == "voice" and known.voice_id(value):
+        return known.voice_id(value)
     allowed = getattr(known, key)
     if allowed is not None and value not in allowed:
         raise ScriptError(f"unknown {key} '{_short(value)}' ({_listing(allowed)})", number)

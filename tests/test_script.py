@@ -142,6 +142,10 @@ def test_speakers_match_cast_names_and_voices_ignoring_case():
     assert [(line.speaker, line.voice) for line in s.lines] == [("ANNA", "rms"), ("SLT", "slt"), ("anna", "rms")]
     with pytest.raises(ScriptError, match="add '@cast NARRATOR = "):
         parse_script("NARRATOR: Once upon a time.", voices=VOICES)
+    names = {"Sally": "slt", "Richard": "rms"}
+    s = parse_script("@cast Anna = sally\nAnna: Hi.\nRICHARD: Yo.\n[voice=Sally] Hey.", voices=VOICES,
+                     voice_names=names)
+    assert [line.voice for line in s.lines] == ["slt", "rms", "slt"]
 
 
 def test_default_voice_and_no_voice():

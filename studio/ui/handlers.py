@@ -36,6 +36,7 @@ from studio.render import (
     read_background,
     read_cues,
     render_line,
+    voice_names,
 )
 from studio.text import TextError
 
@@ -164,13 +165,15 @@ def load_example(name: str) -> str:
 
 def detect_cast(script: str) -> list[list[str]]:
     """Speakers used in the script and the voice each gets: its @cast line's, or the voice it names
-    (case aside), or else a suggestion: the least used voice, to keep the characters apart
+    (case aside) or whose name it is ("Sally"), or else a suggestion: the least used voice, to keep the characters apart
     (Apply writes it as an @cast line)."""
     cast = {k.casefold(): v for k, v in re.findall(r"^@cast\s+(\S+)\s*=\s*(\S+)", script, flags=re.M)}
     speakers = dict.fromkeys(re.findall(r"^([^\W\d][\w.'-]{0,39})\s*:\s", script, flags=re.M))
     voices = [v.id for v in get_engine().voices()]
     by_fold = {v.casefold(): v for v in voices}
-    chosen = {s: cast.get(s.casefold()) or by_fold.get(s.casefold()) or "" for s in speakers}
+    names = voice_names(get_engine())
+    chosen = {s: cast.get(s.casefold()) or by_fold.get(s.casefold()) or names.get(s.casefold()) or ""
+              for s in speakers}
     uses = {v: list(chosen.values()).count(v) for v in voices}
     for s in speakers:
         if not chosen[s] and voices:
