@@ -15,7 +15,7 @@ import numpy as np
 
 from studio.audio import mix_over, resample, silence
 from studio.engine import MODEL_ALIASES, Engine, Take
-from studio.errors import ScriptError, StudioError
+from studio.errors import ScriptError, StudioError, SubtitleError
 from studio.script import Cue, Line, Pause, Script, check_cues, fit_rate, parse_script, parse_subtitles, write_srt, write_vtt
 
 log = logging.getLogger(__name__)
@@ -357,6 +357,9 @@ def dub_subtitles(engine: Engine, text: str, voice: str | None = None, model: st
     """Speak each cue inside its time slot and return the dubbed track."""
     t0 = time.perf_counter()
     cues, warnings, voice = read_cues(engine, text, voice, model)
+    if not cues:
+        raise SubtitleError("the subtitle file has no cues (expected blocks like '1', "
+                            "'00:00:01,000 --> 00:00:02,500', then the text)")
     sr = engine.acoustic_model(model).audio.sample_rate
     bar = _progress(len(cues), progress, "dub")
     lines = []

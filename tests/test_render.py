@@ -88,6 +88,12 @@ def test_dub_mixed_over_a_background(engine, tmp_path):
         res.mix(background, sr, duck_db=-3)
 
 
+def test_dub_without_cues_is_refused(engine):
+    for text in ["\ufeff", "WEBVTT\n", "   \n"]:
+        with pytest.raises(SubtitleError, match="no cues"):
+            dub_subtitles(engine, text)
+
+
 def test_dub_keeps_cues_in_their_slots(engine):
     res = dub_subtitles(engine, SRT, max_rate=1.6)
     assert [line.voice for line in res.lines] == ["rms", "slt", "slt"]
