@@ -29,8 +29,8 @@ line of pauses only is a `Line` whose segments are all `Pause` (and which has no
 Any other `[...]` or `<tag>` is an error, as is a speaker that is neither in the cast nor a
 voice: a typo must not fall back silently to a default voice. Case does not count ("ANNA:" is
 the cast's Anna, "SLT:" the voice slt), as screenplays write names in capitals, and a voice may
-be called by its name as the voice list shows it ("Sally:", "@cast Anna = Sally"). A speaker is one word followed
-by ':' and a space ("Anna: hi"), so "He said: hi" is text; "Note: hi" names the speaker
+be called by its name as the voice list shows it ("Sally:", "@cast Anna = Sally"). A speaker is
+one word followed by ':' and a space ("Anna: hi"), so "He said: hi" is text; "Note: hi" names the speaker
 "Note" and, unless that is a cast name or voice, is an error (put a speaker first to say it:
 "Narrator: Note: hi").
 """
@@ -343,7 +343,7 @@ def _parse_line(
 
 def _fold_lookup(table: dict, name: str):
     """`table[name]`, else the one entry whose key matches `name` ignoring case ("ANNA" for a cast's
-    "Anna", "SLT" for the voice "slt", as screenplays write names); None if none or several do."""
+    "Anna", as screenplays write names); None if none or several do."""
     if name in table:
         return table[name]
     matches = [value for key, value in table.items() if key.casefold() == name.casefold()]
@@ -494,8 +494,9 @@ _LABEL = re.compile(r"(?P<name>[^\W\d_][\w .'-]{0,39}?)\s*:(?:\s+|$)")
 _DASH = re.compile(r"\A(?:-(?:\s+|$))+")  # dialogue dashes opening a line
 # Subtitles for the hearing impaired describe sounds and manner: "[DOOR SLAMS]", "(LAUGHING)",
 # "(whispers) Come here." Square brackets are always such a description; parentheses are one
-# when they open a line or hold no lower-case letter, so an aside mid-sentence ("I told him
-# (twice) to go") is still spoken. Music notes only frame lyrics, which are spoken.
+# when they open a line, or hold capitals only, five or more or several words ("(SIGHS)"), so an
+# aside ("I told him (twice) to go"), an acronym ("(FBI)") or a year ("(1998)") is still spoken.
+# Music notes only frame lyrics, which are spoken.
 _SQUARE_DESCRIPTION = re.compile(r"\[[^\[\]\n]*\]")
 _ROUND_DESCRIPTION = re.compile(r"\A\s*(?:-\s*)?\([^()\n]*\)|\((?P<caps>[^()\n]*)\)")
 _MUSIC = re.compile(r"[\u266a\u266b\u266c]+")
@@ -726,8 +727,11 @@ def _take_descriptions(line: str, sounds: list[str]) -> str:
     """`line` without its sound descriptions and music notes, which are appended to `sounds`."""
 
     def take(m: re.Match) -> str:
-        if m.group(0).startswith("(") and m.lastgroup == "caps" and re.search("[a-z]", m["caps"]):
-            return m.group(0)  # a spoken aside
+        if m.lastgroup == "caps":
+            inner = m["caps"].strip()
+            shouted = not re.search(r"[a-z0-9]", inner) and (len(re.sub(r"\W", "", inner)) >= 5 or " " in inner)
+            if not shouted:
+                return m.group(0)  # a spoken aside, an acronym, a number
         sounds.append(m.group(0).strip().lstrip("-").strip())
         return " "
 

@@ -409,11 +409,12 @@ def test_srt_cue_without_text():
 def test_descriptions_for_the_hearing_impaired_are_shown_not_spoken():
     srt = ("1\n00:00:01,000 --> 00:00:02,000\n[DOOR SLAMS]\n\n"
            "2\n00:00:03,000 --> 00:00:04,000\nJOHN: (shouting) Stop!\n- [laughs] Okay.\n\n"
-           "3\n00:00:05,000 --> 00:00:06,000\nI told him (twice) to go, (QUIETLY) now.\n\n"
+           "3\n00:00:05,000 --> 00:00:06,000\nI told him (twice) to go, (QUIETLY) now, the FBI (FBI) said (1998).\n\n"
            "4\n00:00:07,000 --> 00:00:08,000\n\u266a Happy birthday \u266a\n")
     cues = parse_srt(srt)
     assert [(c.text, c.speaker) for c in cues] == [
-        ("", None), ("Stop! Okay.", "JOHN"), ("I told him (twice) to go, now.", None), ("Happy birthday", None)]
+        ("", None), ("Stop! Okay.", "JOHN"), ("I told him (twice) to go, now, the FBI (FBI) said (1998).", None),
+        ("Happy birthday", None)]
     assert [sorted(c.sounds) for c in cues] == [["[DOOR SLAMS]"], ["(shouting)", "[laughs]"], ["(QUIETLY)"], []]
     assert check_cues(cues) == ["cue 1 (line 2) only describes a sound ([DOOR SLAMS]): left silent"]
 

@@ -725,7 +725,7 @@ def _say_unit_fraction(m: re.Match) -> str:
     if not 0 < numerator < denominator:
         return _pad(m, f"{_fraction(numerator, denominator)} {many}")  # "3/2 cups": "three over two cups"
     article = "an" if one[0] in "aeiou" or one.startswith("hour") else "a"
-    return _pad(m, f"{_fraction(numerator, denominator)} of {article} {one}")  # "a half of a pound"
+    return _pad(m, f"{_fraction(numerator, denominator)} of {article} {one}")  # "one half of a pound"
 
 
 # --- Other numbers: most specific shapes first, plain digits last -------------------------
@@ -744,7 +744,7 @@ _SCORE = _re(
     rf"(?<![\w.,/])({_NUM})/(\d{{1,3}})(?![\w/]|\.\d)(?=\s+(?:stars?|points?)\b)"
     r"|(?<![\w.,/])(\d+\.\d+)/(\d{1,3})(?![\w/]|\.\d)"
 )
-# "a 2:1 ratio", "odds of 3:1", "won 2:1": "to" only where a ratio is meant ("John 3:16" is not one)
+# "a 2:1 ratio", "odds of 3:1", "a 60:40 split": "to" only where a ratio is meant ("John 3:16" is not one)
 _RATIO = _re(
     r"(?P<lead>\b(?i:odds|ratio)(?:\s+of)?\s+)?(?<![\w.,:])(?P<a>\d{1,3}):(?P<b>\d{1,3})(?![\w:]|\.\d)"
     r"(?(lead)|(?=\s+(?:ratio|odds|split|majority|margin|win|victory|lead|scale)\b))"
