@@ -165,8 +165,8 @@ def load_example(name: str) -> str:
 
 def detect_cast(script: str) -> list[list[str]]:
     """Speakers used in the script and the voice each gets: its @cast line's, or the voice it names
-    (case aside) or whose name it is ("Sally"), or else a suggestion: the least used voice, to keep the characters apart
-    (Apply writes it as an @cast line)."""
+    (case aside) or whose name it is ("Sally"), or else a suggestion: the least used voice, to keep
+    the characters apart (Apply writes it as an @cast line)."""
     cast = {k.casefold(): v for k, v in re.findall(r"^@cast\s+(\S+)\s*=\s*(\S+)", script, flags=re.M)}
     speakers = dict.fromkeys(re.findall(r"^([^\W\d][\w.'-]{0,39})\s*:\s", script, flags=re.M))
     voices = [v.id for v in get_engine().voices()]
