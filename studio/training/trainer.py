@@ -8,6 +8,7 @@ NCCL on GPU). Family-specific parts (how to build a batch, what a sample is) com
 
 from __future__ import annotations
 
+import copy
 import csv
 import dataclasses
 import logging
@@ -49,6 +50,7 @@ class TrainConfig:
     num_workers: int = 0  # DataLoader worker processes
     join_prob: float = 0.0  # fraction of acoustic batches made of two same-voice utterances joined (long lines)
     join_max: int = 2  # a joined batch's items are 2 to join_max utterances each
+    ema_decay: float = 0.0  # keep an exponential moving average of the weights (0: off); model.pt gets it
 
 
 def lr_at(step: int, cfg: TrainConfig) -> float:
@@ -94,6 +96,11 @@ class Trainer:
             if cfg.threads:
                 torch.set_num_threads(cfg.threads)
         self.model = model.to(self.device)
+        # The average of the weights over the last ~1 / (1 - ema_decay) steps: what an autoregressive
+        # sampler should use, since the raw weights jitter with every small batch (WaveNet vocoders
+        # since r9y9's keep one; Polyak averaging).
+        self.ema = copy.deepcopy(self.model).eval().requires_grad_(False) if cfg.ema_decay > 0 else None
+        self._ema_ready = False
         self.opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=(0.9, 0.999), eps=1e-6,
                                      weight_decay=cfg.weight_decay)
         self.step = 0
@@ -137,6 +144,9 @@ class Trainer:
         ts = blob.get("train_state") or {}
         if "optimizer" in ts:
             self.opt.load_state_dict(ts["optimizer"])
+        if self.ema is not None and "ema" in ts:
+            self.ema.load_state_dict(ts["ema"])
+            self._ema_ready = True
         self.step = int(ts.get("step", blob.get("metrics", {}).get("steps", 0)))
         self.epoch = int(ts.get("epoch", 0))
         self.train_seconds = float(ts.get("train_seconds", blob.get("metrics", {}).get("train_seconds", 0.0)))
@@ -158,16 +168,37 @@ class Trainer:
                 "torch_rng": torch.get_rng_state(),
                 "python_rng": _to_list(random.getstate()),
             }
+            if self.ema is not None and self._ema_ready:
+                train_state["ema"] = {k: v.detach().cpu() for k, v in self.ema.state_dict().items()}
         metrics = self._export_metrics()
         path = save_checkpoint(self.out / name, self.model, metrics=metrics, train_state=train_state,
                                half=half, **self.meta)
         if self.export and name == "last.pt":
-            save_checkpoint(self.out / "model.pt", self.model, metrics=metrics, half=True, **self.meta)
+            save_checkpoint(self.out / "model.pt", self.shipped_model, metrics=metrics, half=True, **self.meta)
         return path
+
+    @property
+    def shipped_model(self) -> torch.nn.Module:
+        """The weights to export: the moving average when one is kept, else the model's own."""
+        return self.ema if self.ema is not None and self._ema_ready else self.model
+
+    def _update_ema(self) -> None:
+        if self.ema is None:
+            return
+        if not self._ema_ready:  # first step of this run (fresh, --init or resumed without one)
+            self.ema.load_state_dict(self.model.state_dict())
+            self._ema_ready = True
+            return
+        decay = self.cfg.ema_decay
+        with torch.no_grad():
+            for avg, p in zip(self.ema.parameters(), self.model.parameters()):
+                avg.lerp_(p.detach(), 1.0 - decay)
+            for avg, b in zip(self.ema.buffers(), self.model.buffers()):
+                avg.copy_(b)
 
     def keep(self) -> Path:
         """An fp16 snapshot that later saves do not overwrite (`studio.training.average` reads them)."""
-        return save_checkpoint(self.out / "snapshots" / f"model_{self.step}.pt", self.model,
+        return save_checkpoint(self.out / "snapshots" / f"model_{self.step}.pt", self.shipped_model,
                                metrics=self._export_metrics(), half=True, **self.meta)
 
     def _export_metrics(self) -> dict:
@@ -209,6 +240,7 @@ class Trainer:
                     loss.backward()
                     grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
                     self.opt.step()
+                    self._update_ema()
                     self.step += 1
                     dt = time.time() - t0
                     self.train_seconds += dt
