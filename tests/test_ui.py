@@ -71,6 +71,10 @@ def test_regenerate_inspect_export_and_reopen(tmp_path):
     files = h.export(session)
     suffixes = sorted(Path(f).suffix for f in files)
     assert suffixes == [".flac", ".json", ".mp3", ".srt", ".vtt", ".wav"]
+    sf.write(tmp_path / "bed.ogg", np.full((22050 * 3, 2), 0.05, np.float32), 22050)
+    mixed = h.export(session, str(tmp_path / "bed.ogg"), 9)
+    assert Path(mixed[0]).name == "track_mix.wav" and sf.info(mixed[0]).samplerate == 22050
+    assert len(mixed) == len(files) + 1
     project = next(f for f in files if f.endswith(".json"))
     out = h.open_project(project, h.new_session())
     assert out[0] == SCRIPT and out[1] == "tacotron" and len(out[6]) == 3

@@ -75,6 +75,11 @@ def build_app() -> gr.Blocks:
                 inspect_btn = gr.Button("Inspect line", scale=1, elem_id="inspect")
                 export_btn = gr.Button("Export track, SRT, WebVTT, project", scale=2)
             downloads = gr.File(label="Downloads", file_count="multiple", interactive=False)
+            with gr.Accordion("Music bed (optional): exported as track_mix.wav, the track over it", open=False):
+                with gr.Row():
+                    bed = gr.Audio(label="Background music or ambience", type="filepath", sources=["upload"],
+                                   elem_id="bed", scale=3)
+                    bed_duck = gr.Slider(0, 30, value=12, step=1, label="Dips under speech by (dB)", scale=1)
             with gr.Accordion("Open a project file", open=False):
                 project_file = gr.File(label="Project JSON", file_types=[".json"], type="filepath")
                 open_btn = gr.Button("Open project")
@@ -109,7 +114,7 @@ def build_app() -> gr.Blocks:
             regen.click(h.regenerate, [line_no, session], [lines_table, line_audio, track_audio, status, session]).then(
                 h.inspect, [line_no, layer, head, session], [mel_img, align_img, stop_img, verdict])
             inspect_btn.click(h.inspect, [line_no, layer, head, session], [mel_img, align_img, stop_img, verdict])
-            export_btn.click(h.export, session, downloads)
+            export_btn.click(h.export, [session, bed, bed_duck], downloads)
             open_btn.click(h.open_project, [project_file, session],
                            [script, model, vocoder, voice, speed, pitch, lines_table, status, session]).success(
                 h.generate, [script, model, vocoder, voice, speed, pitch, session],

@@ -370,13 +370,19 @@ def select_line(session: dict, evt: gr.SelectData):
 
 
 @user_errors
-def export(session: dict) -> list[str]:
-    """Write track WAV and FLAC, SRT, WebVTT and the project JSON; returns their paths."""
+def export(session: dict, background_file=None, duck_db: float = 12.0) -> list[str]:
+    """Write the track (WAV, FLAC, MP3), SRT, WebVTT and the project JSON, and with a background
+    (a music bed) track_mix.wav, the track over it; returns their paths."""
     session = _session(session)
     result = session.get("result")
     if result is None:
         raise gr.Error("Nothing to export yet: press Generate first.")
-    return _write_exports(result, _outdir(session), "track")
+    background = read_background(background_file) if background_file else None
+    files = _write_exports(result, _outdir(session), "track")
+    if background is not None:
+        mix = result.mix(background[0], background[1], float(duck_db))
+        files.insert(0, str(save_wav(_outdir(session) / "track_mix.wav", mix, background[1])))
+    return files
 
 
 def _write_exports(result, d: Path, stem: str) -> list[str]:
