@@ -169,6 +169,8 @@ SCORES_AND_CODES = [
      "within ninety days, or one thousand units, not five, six"),
     ("Paige, c. 1951", "Paige, circa nineteen fifty-one"),
     ("a 6' car and 4 tsp. soda", "a six feet car and four teaspoons soda"),
+    ("I'M NOT GOING, MR. SMITH. CALL DR. WHO.", "I'M NOT GOING, Mister SMITH. CALL Doctor WHO."),
+    ("SHH. Shh, brr, GRR! the nth time. Mmm, pst.", "SHUSH. Shush, burr, GURR! the enth time. Hmm, psst."),
 ]
 ROMAN_NUMERALS = [
     ("King Henry VIII had six wives.", "King Henry the eighth had six wives."),

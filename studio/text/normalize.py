@@ -497,7 +497,7 @@ _TITLES = {
 # Mr/Mrs/Ms/Prof mean nothing else; the rest only count as titles when a name follows
 # ("Gen. Patton", but "Gen Z").
 _TITLE = _re(
-    r"\b(?:Mrs|Mr|Ms|Prof)\.|\b(?:Mrs|Mr|Ms)(?=\s+[A-Z])"
+    r"\b(?:Mrs|Mr|Ms|Prof|MRS|MR|MS|PROF)\.|\b(?:Mrs|Mr|Ms)(?=\s+[A-Z])"
     r"|\b(?:Gen|Capt|Lt|Sgt|Col|Gov|Sen|Rev|Hon|Mt|Ft)\.(?=\s+[A-Z])"
 )
 # These follow a name or end a list, so their period may also end the sentence.
@@ -527,7 +527,7 @@ _REFERENCES = {
 _REFERENCE = _re(
     r"\b(?:[Ff]igs?|pp?|[Vv]ols?|[Cc]hap|[Cc]h|[Ss]ec|[Ee]q|[Aa]rt)\.\s*(?=\d|[IVX]+\b)"
 )
-_DR_ST = _re(r"\b(?:Dr|St)\b\.?|\b(?:dr|st)\.")
+_DR_ST = _re(r"\b(?:Dr|St)\b\.?|\b(?:dr|st|DR|ST)\.")
 _NUMBER_SIGN = _re(r"\b[Nn]o\.\s*(?=\d)|\bNo(?=\d)|#\s*(?=\d)")
 _AMPM_ALONE = _re(r"\b(?P<ampm>[aApP]\.\s?[mM]\.?)(?![A-Za-z])")  # "am" alone is a verb
 _DOTTED_CAPITALS = _re(r"\b[A-Z](?:\.[A-Z])+\b\.?")
@@ -930,6 +930,9 @@ _VOWELLESS_WORDS = frozenset(
     " SYNC NYMPH CRYPT TRYST PSST HMM SHH BRR GRR TSK NTH".split()
 )
 _ACRONYM = _re(r"\b([A-Z]{2,5})(s?)\b")
+# Words espeak spells letter by letter ("shh" -> "ess aitch aitch"), respelled as they are said
+_INTERJECTION = _re(r"\b(?:(sh{2,})|(br{2,})|(gr{2,})|(nth)|(m{2,})|(pst))\b", re.IGNORECASE)
+_INTERJECTION_WORDS = ("shush", "burr", "gurr", "enth", "hmm", "psst")
 
 
 def _say_capitals_and(m: re.Match) -> str:
@@ -954,6 +957,11 @@ def _say_word_slash(m: re.Match) -> str:
 
 def _say_dot_in_word(m: re.Match) -> str:
     return " dot "
+
+
+def _say_interjection(m: re.Match) -> str:
+    spoken = _INTERJECTION_WORDS[m.lastindex - 1]
+    return spoken.upper() if m.group(0).isupper() and len(m.group(0)) > 1 else _match_case(m.group(0), spoken)
 
 
 def _say_acronym(m: re.Match) -> str:
@@ -1050,6 +1058,7 @@ _RULES = (
     _Rule("word slash", _WORD_SLASH, _say_word_slash),
     _Rule("symbol", _SYMBOL, _say_symbol),
     _Rule("dot in word", _DOT_IN_WORD, _say_dot_in_word),
+    _Rule("interjection", _INTERJECTION, _say_interjection),
     _Rule("acronym", _ACRONYM, _say_acronym),
 )
 
