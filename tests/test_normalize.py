@@ -171,6 +171,8 @@ SCORES_AND_CODES = [
     ("a 6' car and 4 tsp. soda", "a six feet car and four teaspoons soda"),
     ("I'M NOT GOING, MR. SMITH. CALL DR. WHO.", "I'M NOT GOING, Mister SMITH. CALL Doctor WHO."),
     ("SHH. Shh, brr, GRR! the nth time. Mmm, pst.", "SHUSH. Shush, burr, GURR! the enth time. Hmm, psst."),
+    ("Nooo! Sooo good, Heyyy. Aaah! Hmmmm.", "No! So good, Hey. Ah! Hmm."),
+    ("an AAA battery, a bookkeeper", "an AAA battery, a bookkeeper"),
 ]
 ROMAN_NUMERALS = [
     ("King Henry VIII had six wives.", "King Henry the eighth had six wives."),

@@ -931,8 +931,12 @@ _VOWELLESS_WORDS = frozenset(
 )
 _ACRONYM = _re(r"\b([A-Z]{2,5})(s?)\b")
 # Words espeak spells letter by letter ("shh" -> "ess aitch aitch"), respelled as they are said
-_INTERJECTION = _re(r"\b(?:(sh{2,})|(br{2,})|(gr{2,})|(nth)|(m{2,})|(pst))\b", re.IGNORECASE)
+_INTERJECTION = _re(r"\b(?:(sh{2,})|(br{2,})|(gr{2,})|(nth)|(h?m{2,})|(pst))\b", re.IGNORECASE)
 _INTERJECTION_WORDS = ("shush", "burr", "gurr", "enth", "hmm", "psst")
+# A letter held three times or more is an elongation ("Nooo", "Sooo", "Heyyy"): espeak reads
+# "nooo" as "noo-oh", so it is said once. Not an acronym of one letter ("AAA", "XXX").
+_ELONGATED = _re(r"\b(?-i:(?![A-Z]{3}\b))[a-z]*([a-z])\1{2,}[a-z]*\b", re.IGNORECASE)
+_LONE_VOWELS = {"a": "ah", "o": "oh", "e": "eh", "u": "uh", "i": "ee"}
 
 
 def _say_capitals_and(m: re.Match) -> str:
@@ -957,6 +961,12 @@ def _say_word_slash(m: re.Match) -> str:
 
 def _say_dot_in_word(m: re.Match) -> str:
     return " dot "
+
+
+def _say_elongated(m: re.Match) -> str:
+    word = re.sub(r"([a-z])\1{2,}", r"\1", m.group(0), flags=re.IGNORECASE)
+    spoken = _LONE_VOWELS.get(word.lower())
+    return _match_case(word, spoken) if spoken else word
 
 
 def _say_interjection(m: re.Match) -> str:
@@ -1059,6 +1069,7 @@ _RULES = (
     _Rule("symbol", _SYMBOL, _say_symbol),
     _Rule("dot in word", _DOT_IN_WORD, _say_dot_in_word),
     _Rule("interjection", _INTERJECTION, _say_interjection),
+    _Rule("elongated", _ELONGATED, _say_elongated),
     _Rule("acronym", _ACRONYM, _say_acronym),
 )
 
