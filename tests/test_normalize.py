@@ -173,6 +173,13 @@ SCORES_AND_CODES = [
     ("SHH. Shh, brr, GRR! the nth time. Mmm, pst.", "SHUSH. Shush, burr, GURR! the enth time. Hmm, psst."),
     ("Nooo! Sooo good, Heyyy. Aaah! Hmmmm.", "No! So good, Hey. Ah! Hmm."),
     ("an AAA battery, a bookkeeper", "an AAA battery, a bookkeeper"),
+    ("USD 5, 5 USD, USD 3.50, EUR 1.2m, CHF 3.50, ₹500",
+     "five US dollars, five US dollars, three US dollars and fifty cents, one point two million euros, "
+     "three Swiss francs fifty, five hundred rupees"),
+    ("Call 911, dial 5551234, called 100 people.",
+     "Call nine one one, dial five five five one two three four, called one hundred people."),
+    ("the 2024/25 season, FY2023 and FY'24", "the twenty twenty-four to twenty-five season, F Y twenty twenty-three "
+     "and F Y twenty-four"),
 ]
 ROMAN_NUMERALS = [
     ("King Henry VIII had six wives.", "King Henry the eighth had six wives."),

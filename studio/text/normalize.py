@@ -86,7 +86,7 @@ _CHAR_MAP = {
     "\u014b": "ng",
 }
 # Non-ASCII symbols the rules below read; everything else non-ASCII goes.
-_KEPT_SYMBOLS = frozenset("£€¥¢°")
+_KEPT_SYMBOLS = frozenset("£€¥¢°₹")
 
 
 @functools.lru_cache(maxsize=8192)
@@ -418,6 +418,31 @@ _PHONE = _re(
 _DIGIT_CHAIN = _re(r"(?<![\w.,-])\d+(?:-\d+){2,}(?![\w-]|\.\d)")
 
 
+# "call 911", "dial 999", "call 5551234": a number dialled is read digit by digit, when it is an
+# emergency or service number or as long as a phone number ("called 100 people" is a count)
+_DIALLED = _re(
+    r"(?i:\b(?:call|dial|ring|phone|text)(?:ed|ing|s)?\s+)(911|999|112|111|000|101|311|411|\d{7,11})\b"
+    r"(?![-.,/]?\d|:)"
+)
+# "the 2024/25 season", "FY2023", "FY 24", "FY'24": years of a season or a fiscal year
+_SEASON = _re(r"(?<![\w./])((?:19|20)\d\d)/(\d\d)(?![\w/]|\.\d)")
+_FISCAL_YEAR = _re(r"\b(FY|CY|AY)\s?'?(\d{4}|\d{2})\b")
+
+
+def _say_dialled(m: re.Match) -> str:
+    return m.group(0)[: m.start(1) - m.start(0)] + say_digits(m.group(1), zero="oh")
+
+
+def _say_season(m: re.Match) -> str:
+    return _pad(m, f"{year(int(m.group(1)))} to {cardinal(int(m.group(2)))}")
+
+
+def _say_fiscal_year(m: re.Match) -> str:
+    digits = m.group(2)
+    spoken = year(int(digits)) if len(digits) == 4 else _say_two_digit_year(digits)
+    return _pad(m, f"{' '.join(m.group(1))} {spoken}")
+
+
 def _say_phone(m: re.Match) -> str:
     groups = ", ".join(say_digits(g, zero="oh") for g in re.findall(r"\d+", m.group(0)))
     return ("plus " + groups) if m.group(0).startswith("+") else groups
@@ -585,14 +610,15 @@ _CURRENCIES = {  # symbol: (one, many, one hundredth, many hundredths)
     "£": ("pound", "pounds", "penny", "pence"),
     "€": ("euro", "euros", "cent", "cents"),
     "¥": ("yen", "yen", None, None),
+    "₹": ("rupee", "rupees", "paisa", "paise"),
 }
 _SCALES = {
     "k": "thousand", "m": "million", "mn": "million", "b": "billion", "bn": "billion",
     "t": "trillion", "tn": "trillion",
 }  # fmt: skip
 _MONEY = _re(
-    rf"(?P<neg>(?<![\w.])-)?(?P<cur>[$£€¥])\s?(?P<amount>{_NUM})"
-    rf"(?:-[$£€¥]?(?P<high>{_NUM}))?"  # "$10-20", "$10-$20"
+    rf"(?P<neg>(?<![\w.])-)?(?P<cur>[$£€¥₹])\s?(?P<amount>{_NUM})"
+    rf"(?:-[$£€¥₹]?(?P<high>{_NUM}))?"  # "$10-20", "$10-$20"
     r"(?:\s?(?P<scale>thousand|million|billion|trillion)\b|(?P<abbr>bn|mn|tn|[kKmMbBtT])\b)?"
 )
 _CENTS = _re(rf"(?<![\w.,])({_NUM})\s?¢")
@@ -621,6 +647,44 @@ def _say_money(m: re.Match) -> str:
     if m.group("neg"):
         spoken = "minus " + spoken
     return _pad(m, spoken)
+
+
+_CURRENCY_CODES = {
+    "USD": ("US dollar", "US dollars"), "EUR": ("euro", "euros"), "GBP": ("pound", "pounds"),
+    "JPY": ("yen", "yen"), "INR": ("rupee", "rupees"), "CAD": ("Canadian dollar", "Canadian dollars"),
+    "AUD": ("Australian dollar", "Australian dollars"), "CHF": ("Swiss franc", "Swiss francs"),
+    "CNY": ("yuan", "yuan"),
+}  # fmt: skip
+_CODES = "|".join(_CURRENCY_CODES)
+_CODE_SYMBOLS = {"USD": "$", "EUR": "€", "GBP": "£", "JPY": "¥", "INR": "₹"}
+# "USD 5", "5 USD", "EUR 1.2m": an ISO code before or after the amount
+_CURRENCY_CODE = _re(
+    rf"\b(?P<pre>{_CODES})\s?(?P<a>{_NUM})(?:\s?(?P<s1>thousand|million|billion|[kmb]n?)\b)?"
+    rf"|(?<![\w.,])(?P<b>{_NUM})(?:\s?(?P<s2>thousand|million|billion|[kmb]n?))?\s?(?P<post>{_CODES})\b",
+    re.IGNORECASE,
+)
+
+
+def _say_currency_code(m: re.Match) -> str:
+    code = (m["pre"] or m["post"]).upper()
+    if not (m["pre"] or m["post"]).isupper():
+        return m.group(0)  # "eur", "usd": not written as a code
+    amount, scale = m["a"] or m["b"], m["s1"] or m["s2"]
+    one, many = _CURRENCY_CODES[code]
+    symbol = _CODE_SYMBOLS.get(code)
+    if symbol:  # read as "$3.50" is ("three dollars and fifty cents"), naming the dollar
+        written_scale = "" if not scale else (" " + scale if len(scale) > 2 else scale)  # "$1.2m", "$1 million"
+        spoken = _MONEY.sub(_say_money, f"{symbol}{amount}{written_scale}").strip()
+        if code == "USD":
+            spoken = re.sub(r"\b(dollars?)\b", r"US \1", spoken, count=1)
+        return _pad(m, spoken)
+    whole, _, frac = amount.replace(",", "").partition(".")
+    if len(frac) == 2 and not scale:  # "CHF 3.50": "three Swiss francs fifty"
+        return _pad(m, f"{spell_number(whole)} {one if whole == '1' else many} {cardinal(int(frac))}")
+    spoken = spell_number(amount)
+    if scale:
+        spoken += " " + _SCALES.get(scale.lower(), scale.lower())
+    return _pad(m, f"{spoken} {one if amount == '1' and not scale else many}")
 
 
 def _say_cents(m: re.Match) -> str:
@@ -1026,6 +1090,9 @@ _RULES = (
     _Rule("us numeric date", _US_NUMERIC_DATE, _say_us_numeric_date),
     _Rule("day month", _DAY_MONTH, _say_day_month),  # before "month day" takes "January 2024"
     _Rule("month day", _MONTH_DAY, _say_month_day),
+    _Rule("dialled number", _DIALLED, _say_dialled),
+    _Rule("season", _SEASON, _say_season),
+    _Rule("fiscal year", _FISCAL_YEAR, _say_fiscal_year),
     _Rule("phone", _PHONE, _say_phone),
     _Rule("digit chain", _DIGIT_CHAIN, _say_digit_chain),
     _Rule("time range", _TIME_RANGE_DASH, _say_time_range_dash),
@@ -1036,6 +1103,7 @@ _RULES = (
     _Rule("duplicate digits", _DUPLICATE_DIGITS, _say_duplicate_digits),
     _Rule("circa", _CIRCA, _say_circa),
     _Rule("comparison", _COMPARISON, _say_comparison),
+    _Rule("currency code", _CURRENCY_CODE, _say_currency_code),
     _Rule("money", _MONEY, _say_money),
     _Rule("cents", _CENTS, _say_cents),
     _Rule("percent", _PERCENT, _say_percent),
