@@ -118,8 +118,14 @@ def cmd_dub(args) -> None:
     text = _read_text(args.subtitles)
     _check_outputs(args)
     background = _read_background(args)
+    cast = {}
+    for pair in args.cast or []:
+        name, sep, voice = pair.partition("=")
+        if not sep or not name.strip() or not voice.strip():
+            raise StudioError(f"--cast expects NAME=VOICE (e.g. JOHN=rms), got {pair!r}")
+        cast[name.strip()] = voice.strip()
     result = dub_subtitles(_engine(args), text, voice=args.voice, model=args.model, vocoder=args.vocoder,
-                           max_rate=args.max_rate, progress=not args.json)
+                           max_rate=args.max_rate, progress=not args.json, cast=cast)
     _write_outputs(args, result, background)
 
 
@@ -230,6 +236,8 @@ def build_parser() -> argparse.ArgumentParser:
     synth_opts(p, voice_required=False)
     p.add_argument("--voice", default=None, help="voice for cues without a speaker (default: first voice)")
     p.add_argument("--max-rate", type=float, default=1.6, help="fastest speed-up allowed to fit a slot")
+    p.add_argument("--cast", action="append", metavar="NAME=VOICE",
+                   help="voice for a labelled speaker (JOHN: ...); others get a voice of their own")
     p.add_argument("-o", "--output", type=Path, required=True)
     p.add_argument("--srt", type=Path)
     p.add_argument("--vtt", type=Path)

@@ -112,6 +112,8 @@ class RenderResult:
             if self.kind == "dub":
                 flag += "" if line.fits else "  [does not fit its slot]"
             out.append(f"{line.number:4d} {line.start:7.2f}-{line.end:7.2f}s x{line.rate:.2f} {line.text[:60]}{flag}")
+        if self.settings.get("cast"):
+            out.append("cast: " + ", ".join(f"{name.upper()} -> {v}" for name, v in self.settings["cast"].items()))
         out += [f"warning: {w}" for w in self.warnings]
         return out
 
@@ -300,6 +302,36 @@ def read_cues(engine: Engine, text: str, voice: str | None, model: str) -> tuple
     return cues, warnings, voice
 
 
+def cast_speakers(engine: Engine, cues: list[Cue], default_voice: str, model: str,
+                  cast: dict[str, str] | None = None) -> dict[str, str]:
+    """A voice for every labelled speaker of the cues ("JOHN: ..."), so characters sound apart:
+    the `cast` given (NAME -> voice id or name), else the voice the label names ("SLT:", "Sally:"),
+    else the voice used least so far, the default voice (unlabelled cues) counted as used once.
+    Keys are the labels lower-cased. Raises StudioError for a cast voice that does not exist."""
+    ids = [v.id for v in engine.voices(model)]
+    names = voice_names(engine)
+    by_fold = {v.casefold(): v for v in ids}
+
+    def resolve(name: str) -> str | None:
+        return by_fold.get(name.casefold()) or names.get(name.casefold())
+
+    chosen: dict[str, str] = {}
+    for name, v in (cast or {}).items():
+        if resolve(v) is None:
+            raise StudioError(f"cast: {name} has unknown voice {v!r} (voices: {', '.join(ids)})")
+        chosen[name.casefold()] = resolve(v)
+    speakers = list(dict.fromkeys(c.speaker.casefold() for c in cues if c.speaker))
+    for spk in speakers:
+        if spk not in chosen and resolve(spk):
+            chosen[spk] = resolve(spk)
+    uses = {v: list(chosen.values()).count(v) + (v == default_voice) for v in ids}
+    for spk in speakers:
+        if spk not in chosen and ids:
+            chosen[spk] = min(ids, key=lambda v: uses[v])
+            uses[chosen[spk]] += 1
+    return {spk: chosen[spk] for spk in speakers}
+
+
 def dub_cue(engine: Engine, cue: Cue, voice: str, model: str, vocoder: str, max_rate: float,
             cast: dict[str, str] | None = None, seed: int = 0) -> RenderedLine:
     """Synthesize one cue and speed it up (pitch kept) to fit its slot, up to `max_rate`."""
@@ -361,6 +393,7 @@ def dub_subtitles(engine: Engine, text: str, voice: str | None = None, model: st
         raise SubtitleError("the subtitle file has no cues (expected blocks like '1', "
                             "'00:00:01,000 --> 00:00:02,500', then the text)")
     sr = engine.acoustic_model(model).audio.sample_rate
+    cast = cast_speakers(engine, cues, voice, model, cast)
     bar = _progress(len(cues), progress, "dub")
     lines = []
     for cue in cues:
@@ -369,5 +402,5 @@ def dub_subtitles(engine: Engine, text: str, voice: str | None = None, model: st
             bar.update(1)
     if bar:
         bar.close()
-    settings = {"model": model, "vocoder": vocoder, "voice": voice, "max_rate": max_rate}
+    settings = {"model": model, "vocoder": vocoder, "voice": voice, "max_rate": max_rate, "cast": cast}
     return assemble_dub(lines, cues, text, sr, settings, warnings, time.perf_counter() - t0)

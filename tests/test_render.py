@@ -88,6 +88,20 @@ def test_dub_mixed_over_a_background(engine, tmp_path):
         res.mix(background, sr, duck_db=-3)
 
 
+def test_dub_gives_each_labelled_speaker_a_voice(engine):
+    srt = ("1\n00:00:01,000 --> 00:00:02,000\nJOHN: Where were you?\n\n"
+           "2\n00:00:02,500 --> 00:00:03,500\nMARY: Out.\n\n"
+           "3\n00:00:04,000 --> 00:00:05,000\nNo label here.\n")
+    res = dub_subtitles(engine, srt, voice="slt")
+    voices = [line.voice for line in res.lines]
+    assert voices[2] == "slt" and len(set(voices)) == 3  # John and Mary apart, and apart from the default
+    assert res.settings["cast"] == {"john": voices[0], "mary": voices[1]}
+    res = dub_subtitles(engine, srt, voice="slt", cast={"john": "SLT", "Mary": "slt"})
+    assert [line.voice for line in res.lines] == ["slt", "slt", "slt"]
+    with pytest.raises(StudioError, match="JOHN has unknown voice 'zzz'"):
+        dub_subtitles(engine, srt, cast={"JOHN": "zzz"})
+
+
 def test_dub_without_cues_is_refused(engine):
     for text in ["\ufeff", "WEBVTT\n", "   \n"]:
         with pytest.raises(SubtitleError, match="no cues"):

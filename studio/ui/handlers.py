@@ -30,6 +30,7 @@ from studio.render import (
     RenderedLine,
     assemble_dub,
     assemble_script,
+    cast_speakers,
     dub_cue,
     load_project,
     parse_for_engine,
@@ -560,19 +561,22 @@ def dub(subs_file, subs_text: str, voice: str, model: str, vocoder: str, max_rat
     if not cues:
         raise gr.Error("The subtitle file has no cues.")
     sr = engine.acoustic_model(model).audio.sample_rate
+    cast = cast_speakers(engine, cues, voice, model)
     lines: list[RenderedLine] = []
     t0 = time.perf_counter()
     for i, cue in enumerate(cues):
         progress((i, len(cues)), desc=f"cue {cue.index}")
-        lines.append(dub_cue(engine, cue, voice, model, vocoder, float(max_rate)))
+        lines.append(dub_cue(engine, cue, voice, model, vocoder, float(max_rate), cast))
         yield [_dub_row(r) for r in lines], gr.skip(), gr.skip(), f"Dubbed {i + 1} of {len(cues)} cues…", gr.skip()
-    settings = {"model": model, "vocoder": vocoder, "voice": voice, "max_rate": float(max_rate)}
+    settings = {"model": model, "vocoder": vocoder, "voice": voice, "max_rate": float(max_rate), "cast": cast}
     result = assemble_dub(lines, cues, text, sr, settings, warnings, time.perf_counter() - t0)
     session["dub"] = result
     files = _write_exports(result, _outdir(session), "dub")
     player = _to_audio(result.audio, sr, session, "dub")
     misfits = sum(1 for r in lines if not r.fits or r.error)
     status = f"Done: {len(lines)} cues on a {len(result.audio) / sr:.1f} s track."
+    if cast:
+        status += " Speakers: " + ", ".join(f"{name.upper()} → {v}" for name, v in cast.items()) + "."
     if background is not None:
         mix = result.mix(background[0], background[1], float(duck_db))
         mixed = save_wav(_outdir(session) / "dub_mix.wav", mix, background[1])
