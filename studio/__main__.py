@@ -167,6 +167,9 @@ def _write_outputs(args, result, background: tuple | None = None) -> None:
             written.append(str(save_wav(args.voice_only, result.audio, result.sample_rate)))
     else:
         written = [str(save_wav(args.output, result.audio, result.sample_rate))]
+    if getattr(args, "stems", None):
+        for voice, stem in result.stems().items():
+            written.append(str(save_wav(Path(args.stems) / f"{voice}.wav", stem, result.sample_rate)))
     for attr, writer in (("srt", result.srt), ("vtt", result.vtt)):
         out = getattr(args, attr, None)
         if out:
@@ -210,6 +213,8 @@ def build_parser() -> argparse.ArgumentParser:
                        "or a music bed; WAV, FLAC, OGG, MP3): -o gets the mix at its rate and channels")
         p.add_argument("--duck-db", type=float, default=12.0, help="how far the background dips under speech")
         p.add_argument("--voice-only", type=Path, help="with --background, also write the voices alone here")
+        p.add_argument("--stems", type=Path, metavar="DIR",
+                       help="also write each voice's stem here (DIR/VOICE.wav, the track's length; they add up to it)")
 
     p = add("text", cmd_text, "show normalisation, sentences and phonemes")
     p.add_argument("text")

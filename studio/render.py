@@ -96,6 +96,28 @@ class RenderResult:
                 "rtf": round(self.seconds / max(dur, 1e-6), 3), "lines": [line.row() for line in self.lines],
                 "warnings": self.warnings, "settings": self.settings}
 
+    def stems(self) -> dict[str, np.ndarray]:
+        """The track split by voice, as a mixing editor wants it: for each voice a track as long as
+        the whole one holding only that voice's lines, in place. The stems add up to the track."""
+        n, sr = len(self.audio), self.sample_rate
+        out: dict[str, np.ndarray] = {}
+        for line in self.lines:
+            if not line.takes:
+                continue
+            stem = out.setdefault(line.voice or "voice", np.zeros(n, dtype=np.float32))
+            if self.kind == "script":
+                placed = [(line.line_start, line.audio)]
+            else:
+                placed = [(line.start, resample(t.audio, t.sample_rate, sr)) for t in line.takes]
+            for start, wav in placed:
+                s = int(round(start * sr))
+                stem[s : s + len(wav)] += wav[: max(0, n - s)]
+        total = sum(out.values()) if out else np.zeros(0)
+        peak = float(np.max(np.abs(total))) if np.size(total) else 0.0
+        if self.kind == "dub" and peak > 0.99:  # the dub's track was scaled so; its stems are too
+            out = {k: v * np.float32(0.99 / peak) for k, v in out.items()}
+        return out
+
     def mix(self, background: np.ndarray, background_sr: int, duck_db: float = 12.0) -> np.ndarray:
         """This track over `background` (see `read_background`), which is ducked by `duck_db`
         while a line is spoken: a voice-over mix at the background's rate and channels."""

@@ -96,6 +96,9 @@ def test_dub_gives_each_labelled_speaker_a_voice(engine):
     voices = [line.voice for line in res.lines]
     assert voices[2] == "slt" and len(set(voices)) == 3  # John and Mary apart, and apart from the default
     assert res.settings["cast"] == {"john": voices[0], "mary": voices[1]}
+    stems = res.stems()
+    assert sorted(stems) == sorted(set(voices)) and all(len(x) == len(res.audio) for x in stems.values())
+    np.testing.assert_allclose(sum(stems.values()), res.audio, atol=1e-6)
     res = dub_subtitles(engine, srt, voice="slt", cast={"john": "SLT", "Mary": "slt"})
     assert [line.voice for line in res.lines] == ["slt", "slt", "slt"]
     with pytest.raises(StudioError, match="JOHN has unknown voice 'zzz'"):

@@ -69,8 +69,13 @@ def test_regenerate_inspect_export_and_reopen(tmp_path):
     assert all(Path(p).is_file() and Path(p).stat().st_size > 1000 for p in (mel, align, stop))
     assert "“" in verdict
     files = h.export(session)
-    suffixes = sorted(Path(f).suffix for f in files)
+    suffixes = sorted(Path(f).suffix for f in files if "_stem_" not in Path(f).name)
     assert suffixes == [".flac", ".json", ".mp3", ".srt", ".vtt", ".wav"]
+    stems = sorted(Path(f).name for f in files if "_stem_" in Path(f).name)
+    assert stems == ["track_stem_awb.wav", "track_stem_rms.wav", "track_stem_slt.wav"]  # one per voice of the script
+    folder = Path(files[0]).parent
+    np.testing.assert_allclose(sum(sf.read(folder / name)[0] for name in stems), sf.read(files[0])[0],
+                               atol=1e-3)  # they add up to the track (16-bit files)
     sf.write(tmp_path / "bed.ogg", np.full((22050 * 3, 2), 0.05, np.float32), 22050)
     mixed = h.export(session, str(tmp_path / "bed.ogg"), 9)
     assert Path(mixed[0]).name == "track_mix.wav" and sf.info(mixed[0]).samplerate == 22050

@@ -388,6 +388,9 @@ def export(session: dict, background_file=None, duck_db: float = 12.0) -> list[s
 
 def _write_exports(result, d: Path, stem: str) -> list[str]:
     files = [save_wav(d / f"{stem}.{ext}", result.audio, result.sample_rate) for ext in ("wav", "flac", "mp3")]
+    stems = result.stems()
+    if len(stems) > 1:  # one voice's stem would be the track again
+        files += [save_wav(d / f"{stem}_stem_{voice}.wav", audio, result.sample_rate) for voice, audio in stems.items()]
     (d / f"{stem}.srt").write_text(result.srt(), encoding="utf-8")
     (d / f"{stem}.vtt").write_text(result.vtt(), encoding="utf-8")
     (d / f"{stem}.project.json").write_text(json.dumps(result.project(), indent=2), encoding="utf-8")
