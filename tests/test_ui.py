@@ -87,7 +87,7 @@ def test_regenerate_inspect_export_and_reopen(tmp_path):
     assert reopened["line_seeds"][3] == old.seed + 1
     *_, final = h.generate(out[0], out[1], out[2], out[3], out[4], out[5], reopened)
     np.testing.assert_array_equal(sf.read(final[2])[0], sf.read(track)[0])  # the same track as before saving
-    with pytest.raises(gr.Error, match="Pick a line|no rendered line"):
+    with pytest.raises(gr.Error, match="Pick a line|no line 99"):
         h.inspect(99, 0, 0, session)
     with pytest.raises(gr.Error, match="Generate"):
         h.export(h.new_session())
@@ -138,6 +138,21 @@ def test_dub_tab_marks_cues_that_do_not_fit(long_engine):
     assert "do not fit" in status and table[-1][7].startswith("✗")
     with pytest.raises(gr.Error, match="line 2"):
         list(h.dub(None, "1\n00:00:01,000 --> oops\nHi\n", "slt", "tacotron", "griffinlim", 1.6, h.new_session()))
+
+
+def test_dub_one_cue_again(long_engine):
+    h.set_engine(long_engine)
+    srt = (ROOT / "assets/subtitles/sample.srt").read_text()
+    *_, session = list(h.dub(None, srt, "slt", "tacotron", "griffinlim", 1.6, h.new_session()))[-1]
+    before = session["dub"].lines
+    table, audio, files, status, session = h.redub_cue(2, session)
+    after = session["dub"].lines
+    assert after[1].seed == before[1].seed + 1 and after[0] is before[0] and "Cue 2 dubbed again" in status
+    assert len(table) == len(before) and sf.read(audio)[0].size > 0
+    with pytest.raises(gr.Error, match="no cue 99"):
+        h.redub_cue(99, session)
+    with pytest.raises(gr.Error, match="Nothing dubbed yet"):
+        h.redub_cue(1, h.new_session())
 
 
 def test_dub_tab_mixes_over_a_background(long_engine, tmp_path):

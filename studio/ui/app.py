@@ -166,10 +166,16 @@ def build_app() -> gr.Blocks:
             dub_status = gr.Markdown()
             dub_table = gr.Dataframe(headers=h.DUB_HEADERS, label="Timeline", interactive=False, wrap=True)
             dub_audio = gr.Audio(label="Dubbed track", interactive=False)
+            with gr.Row():
+                cue_no = gr.Number(label="Cue", precision=0, minimum=0, scale=1, elem_id="cue_no")
+                redub = gr.Button("Dub this cue again (new take)", scale=2)
             dub_files = gr.File(label="Downloads", file_count="multiple", interactive=False)
             subs_load.click(h.load_example_subtitles, subs_example, subs_text)
             dub_btn.click(h.dub, [subs_file, subs_text, dub_voice, dub_model, dub_vocoder, max_rate, session,
                                   background, duck_db], [dub_table, dub_audio, dub_files, dub_status, session])
+            redub.click(h.redub_cue, [cue_no, session, background, duck_db],
+                        [dub_table, dub_audio, dub_files, dub_status, session])
+            dub_table.select(h.select_cue, session, cue_no)
 
         with gr.Tab("Voices", id="voices"):
             gr.Markdown(h.voice_cards())

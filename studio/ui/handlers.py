@@ -39,6 +39,7 @@ from studio.render import (
     render_line,
     voice_names,
 )
+from studio.script import check_cues, parse_subtitles
 from studio.text import TextError
 
 log = logging.getLogger(__name__)
@@ -331,17 +332,17 @@ def regenerate(line_no, session: dict):
             f"Line {rl.number} regenerated (take {rl.seed + 1}).", session)
 
 
-def _line_index(lines: list[RenderedLine], line_no) -> int:
+def _line_index(lines: list[RenderedLine], line_no, what: str = "line") -> int:
     if not lines:
         raise gr.Error("Nothing rendered yet: press Generate first.")
     try:
         n = int(line_no)
     except (TypeError, ValueError):
-        raise gr.Error("Pick a line: click a row of the table or type its number.") from None
+        raise gr.Error(f"Pick a {what}: click a row of the table or type its number.") from None
     for i, rl in enumerate(lines):
         if rl.number == n:
             return i
-    raise gr.Error(f"There is no rendered line {n} (lines: {', '.join(str(r.number) for r in lines)}).")
+    raise gr.Error(f"There is no {what} {n} ({what}s: {', '.join(str(r.number) for r in lines)}).")
 
 
 def first_line(session: dict):
@@ -367,6 +368,14 @@ def select_line(session: dict, evt: gr.SelectData):
     """Clicking a table row selects its line number."""
     row = evt.index[0] if isinstance(evt.index, (list, tuple)) else evt.index
     lines = _session(session)["lines"]
+    return lines[row].number if 0 <= row < len(lines) else gr.skip()
+
+
+def select_cue(session: dict, evt: gr.SelectData):
+    """Clicking a row of the dub's timeline selects its cue number."""
+    row = evt.index[0] if isinstance(evt.index, (list, tuple)) else evt.index
+    result = _session(session).get("dub")
+    lines = result.lines if result is not None else []
     return lines[row].number if 0 <= row < len(lines) else gr.skip()
 
 
@@ -573,13 +582,38 @@ def dub(subs_file, subs_text: str, voice: str, model: str, vocoder: str, max_rat
         yield [_dub_row(r) for r in lines], gr.skip(), gr.skip(), f"Dubbed {i + 1} of {len(cues)} cues…", gr.skip()
     settings = {"model": model, "vocoder": vocoder, "voice": voice, "max_rate": float(max_rate), "cast": cast}
     result = assemble_dub(lines, cues, text, sr, settings, warnings, time.perf_counter() - t0)
+    yield _finish_dub(result, session, background, duck_db, f"Done: {len(lines)} cues")
+
+
+@user_errors
+def redub_cue(cue_no, session: dict, background_file=None, duck_db: float = 12.0):
+    """A new take of one cue (a new seed), the dub re-assembled (and re-mixed) around it."""
+    session = _session(session)
+    result = session.get("dub")
+    if result is None:
+        raise gr.Error("Nothing dubbed yet: press Dub first.")
+    idx = _line_index(result.lines, cue_no, "cue")
+    background = read_background(background_file) if background_file else None
+    s = result.settings
+    cues = sorted(parse_subtitles(result.source), key=lambda c: (c.start, c.index))
+    cue = next(c for c in cues if c.index == result.lines[idx].number)
+    old = result.lines[idx]
+    new = dub_cue(get_engine(), cue, s["voice"], s["model"], s["vocoder"], s["max_rate"], s.get("cast"),
+                  seed=old.seed + 1)
+    lines = result.lines[:idx] + [new] + result.lines[idx + 1 :]
+    result = assemble_dub(lines, cues, result.source, result.sample_rate, s, check_cues(cues))
+    return _finish_dub(result, session, background, duck_db, f"Cue {new.number} dubbed again (take {new.seed + 1})")
+
+
+def _finish_dub(result, session: dict, background, duck_db: float, done: str):
+    """The outputs of a finished dub: timeline rows, the player's file, the downloads and a status."""
     session["dub"] = result
+    sr, lines, s = result.sample_rate, result.lines, result.settings
     files = _write_exports(result, _outdir(session), "dub")
     player = _to_audio(result.audio, sr, session, "dub")
-    misfits = sum(1 for r in lines if not r.fits or r.error)
-    status = f"Done: {len(lines)} cues on a {len(result.audio) / sr:.1f} s track."
-    if cast:
-        status += " Speakers: " + ", ".join(f"{name.upper()} → {v}" for name, v in cast.items()) + "."
+    status = f"{done}: {len(lines)} cues on a {len(result.audio) / sr:.1f} s track."
+    if s.get("cast"):
+        status += " Speakers: " + ", ".join(f"{name.upper()} → {v}" for name, v in s["cast"].items()) + "."
     if background is not None:
         mix = result.mix(background[0], background[1], float(duck_db))
         mixed = save_wav(_outdir(session) / "dub_mix.wav", mix, background[1])
@@ -587,11 +621,12 @@ def dub(subs_file, subs_text: str, voice: str, model: str, vocoder: str, max_rat
         player = str(mixed)
         status += (f" Mixed over the background ({len(mix) / background[1]:.1f} s, {mix.shape[1]} channel(s), "
                    f"{background[1]} Hz), ducked {float(duck_db):g} dB under speech.")
+    misfits = sum(1 for r in lines if not r.fits or r.error)
     if misfits:
-        status += f" {misfits} cue(s) do not fit even at x{max_rate:.2f} (marked ✗)."
+        status += f" {misfits} cue(s) do not fit even at x{s['max_rate']:.2f} (marked ✗)."
     if result.warnings:
         status += "\n\n" + "\n".join(f"- {w}" for w in result.warnings[:10])
-    yield [_dub_row(r) for r in result.lines], player, files, status, session
+    return [_dub_row(r) for r in lines], player, files, status, session
 
 
 def load_example_subtitles(name: str) -> str:
