@@ -582,7 +582,7 @@ def dub(subs_file, subs_text: str, voice: str, model: str, vocoder: str, max_rat
         yield [_dub_row(r) for r in lines], gr.skip(), gr.skip(), f"Dubbed {i + 1} of {len(cues)} cues…", gr.skip()
     settings = {"model": model, "vocoder": vocoder, "voice": voice, "max_rate": float(max_rate), "cast": cast}
     result = assemble_dub(lines, cues, text, sr, settings, warnings, time.perf_counter() - t0)
-    yield _finish_dub(result, session, background, duck_db, f"Done: {len(lines)} cues")
+    yield _finish_dub(result, session, background, duck_db, "Done")
 
 
 @user_errors
