@@ -140,6 +140,17 @@ def test_dub_tab_marks_cues_that_do_not_fit(long_engine):
         list(h.dub(None, "1\n00:00:01,000 --> oops\nHi\n", "slt", "tacotron", "griffinlim", 1.6, h.new_session()))
 
 
+def test_dub_tab_cast_table():
+    srt = "1\n00:00:01,000 --> 00:00:02,000\nJOHN: Hi.\n\n2\n00:00:02,500 --> 00:00:03,500\nMARY: Hello.\n"
+    rows = h.detect_dub_cast(None, srt, "slt", "tacotron")
+    assert [r[0] for r in rows] == ["JOHN", "MARY"] and len({r[1] for r in rows} | {"slt"}) == 3
+    *_, (table, _, _, status, _) = h.dub(None, srt, "slt", "tacotron", "griffinlim", 1.6, h.new_session(), None, 12,
+                                        [["JOHN", "awb"], ["MARY", "Sally"], ["", ""]])
+    assert [r[2] for r in table] == ["awb", "slt"] and "JOHN → awb" in status
+    with pytest.raises(gr.Error, match="unknown voice"):
+        list(h.dub(None, srt, "slt", "tacotron", "griffinlim", 1.6, h.new_session(), None, 12, [["JOHN", "zzz"]]))
+
+
 def test_dub_one_cue_again(long_engine):
     h.set_engine(long_engine)
     srt = (ROOT / "assets/subtitles/sample.srt").read_text()

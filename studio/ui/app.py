@@ -162,6 +162,10 @@ def build_app() -> gr.Blocks:
                                           "the dub is mixed over it", type="filepath", sources=["upload"],
                                           elem_id="dub_background")
                     duck_db = gr.Slider(0, 30, value=12, step=1, label="Background dips under speech by (dB)")
+                    dub_cast = gr.Dataframe(headers=["speaker", "voice"], label="Speakers (JOHN: ...) → voice; "
+                                            "empty: each gets a voice of their own", interactive=True,
+                                            column_count=(2, "fixed"), elem_id="dub_cast")
+                    dub_detect = gr.Button("Detect speakers", size="sm")
                     dub_btn = gr.Button("Dub", variant="primary", elem_id="dub_btn")
             dub_status = gr.Markdown()
             dub_table = gr.Dataframe(headers=h.DUB_HEADERS, label="Timeline", interactive=False, wrap=True)
@@ -172,7 +176,8 @@ def build_app() -> gr.Blocks:
             dub_files = gr.File(label="Downloads", file_count="multiple", interactive=False)
             subs_load.click(h.load_example_subtitles, subs_example, subs_text)
             dub_btn.click(h.dub, [subs_file, subs_text, dub_voice, dub_model, dub_vocoder, max_rate, session,
-                                  background, duck_db], [dub_table, dub_audio, dub_files, dub_status, session])
+                                  background, duck_db, dub_cast], [dub_table, dub_audio, dub_files, dub_status, session])
+            dub_detect.click(h.detect_dub_cast, [subs_file, subs_text, dub_voice, dub_model], dub_cast)
             redub.click(h.redub_cue, [cue_no, session, background, duck_db],
                         [dub_table, dub_audio, dub_files, dub_status, session])
             dub_table.select(h.select_cue, session, cue_no)

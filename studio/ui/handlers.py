@@ -559,7 +559,7 @@ def _dub_row(rl: RenderedLine) -> list:
 
 @user_errors
 def dub(subs_file, subs_text: str, voice: str, model: str, vocoder: str, max_rate: float, session: dict,
-        background_file=None, duck_db: float = 12.0, progress=gr.Progress()):
+        background_file=None, duck_db: float = 12.0, cast_rows=None, progress=gr.Progress()):
     """Fit every cue into its slot, streaming the timeline table; the track and files come last.
     With a background (the original soundtrack or a music bed) the track is mixed over it, the
     background ducked by `duck_db` under speech; the voices alone are among the downloads too."""
@@ -573,7 +573,7 @@ def dub(subs_file, subs_text: str, voice: str, model: str, vocoder: str, max_rat
     if not cues:
         raise gr.Error("The subtitle file has no cues.")
     sr = engine.acoustic_model(model).audio.sample_rate
-    cast = cast_speakers(engine, cues, voice, model)
+    cast = cast_speakers(engine, cues, voice, model, _cast_table(cast_rows))
     lines: list[RenderedLine] = []
     t0 = time.perf_counter()
     for i, cue in enumerate(cues):
@@ -583,6 +583,23 @@ def dub(subs_file, subs_text: str, voice: str, model: str, vocoder: str, max_rat
     settings = {"model": model, "vocoder": vocoder, "voice": voice, "max_rate": float(max_rate), "cast": cast}
     result = assemble_dub(lines, cues, text, sr, settings, warnings, time.perf_counter() - t0)
     yield _finish_dub(result, session, background, duck_db, "Done")
+
+
+@user_errors
+def detect_dub_cast(subs_file, subs_text: str, voice: str, model: str) -> list[list[str]]:
+    """The labelled speakers of the subtitles and the voice each would get (editable before Dub)."""
+    engine = get_engine()
+    text = _read_upload(subs_file, "subtitle") if subs_file else (subs_text or "")
+    if not text.strip():
+        raise gr.Error("Upload an SRT or WebVTT file, or paste subtitles into the box.")
+    cues, _, voice = read_cues(engine, text, voice or None, model)
+    return [[name.upper(), v] for name, v in cast_speakers(engine, cues, voice, model).items()]
+
+
+def _cast_table(rows) -> dict[str, str]:
+    """speaker -> voice from an edited cast table, blank rows left out."""
+    return {str(r[0]).strip(): str(r[1]).strip() for r in _rows(rows)
+            if len(r) >= 2 and str(r[0]).strip() and str(r[1]).strip()}
 
 
 @user_errors
