@@ -48,7 +48,7 @@ class WaveNetConfig:
     cond_channels: int = 80  # conditioning features from the frame-rate convolutions
     cond_layers: int = 2  # frame-rate convolutions (kernel 3) over the mel
     # generation
-    fold_seconds: float = 0.1  # segment length generated in parallel (chosen by measurement)
+    fold_seconds: float = 0.05  # segment length generated in parallel (chosen by measurement, see README)
     fold_overlap_seconds: float = 0.0125  # cross-faded overlap between segments
     temperature: float = 1.0  # softmax temperature when sampling
 
