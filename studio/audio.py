@@ -237,6 +237,38 @@ def mel_spectrogram(wav: np.ndarray | torch.Tensor, cfg: AudioConfig) -> torch.T
     return torch.log(torch.clamp(mel, min=cfg.log_floor)).transpose(-1, -2)  # (..., T_mel, n_mels)
 
 
+def match_mel(wav: np.ndarray, mel: np.ndarray | torch.Tensor, cfg: AudioConfig, max_db: float = 12.0,
+              iterations: int = 2) -> np.ndarray:
+    """Bring a waveform's log-mel closer to `mel` while keeping its own phase and fine structure.
+
+    Each pass takes the log ratio of the target to the waveform's mel bands, frame by frame,
+    clipped to +-`max_db`, spreads it over the STFT bins by the filterbank's weights (each bin's
+    weights normalised to sum to one), scales the STFT by it and inverts the STFT. A post-filter
+    for a sampled vocoder: its noise in quiet frames and a tilted spectrum are pulled toward the
+    mel it was conditioned on, while the waveform inside each band stays the vocoder's.
+
+    Shapes: wav (T_wav,), mel (T_mel, n_mels) -> (T_wav,)
+    """
+    x = torch.as_tensor(wav, dtype=torch.float32)
+    if iterations <= 0 or max_db <= 0 or len(x) <= cfg.n_fft // 2:  # too short for the STFT's padding
+        return np.asarray(wav, dtype=np.float32)
+    target = torch.as_tensor(mel, dtype=torch.float32)
+    fb = mel_filterbank(cfg)  # (n_freq, n_mels)
+    spread = fb / fb.sum(dim=1, keepdim=True).clamp(min=1e-8)  # bins outside every band get no gain
+    win = torch.hann_window(cfg.win_length)
+    limit = max_db / 20.0 * math.log(10.0)  # dB of magnitude -> natural log
+    for _ in range(iterations):
+        current = mel_spectrogram(x, cfg)  # (T', n_mels)
+        spec = torch.stft(x, cfg.n_fft, cfg.hop_length, cfg.win_length, win, center=True, pad_mode="reflect",
+                          return_complex=True)  # (n_freq, T')
+        n = min(len(current), len(target))
+        gain = torch.zeros(spec.shape[1], spec.shape[0])  # (T', n_freq) log gain; frames past the mel keep theirs
+        gain[:n] = (target[:n] - current[:n]).clamp(-limit, limit) @ spread.T
+        x = torch.istft(spec * torch.exp(gain.T), cfg.n_fft, cfg.hop_length, cfg.win_length, win, center=True,
+                        length=len(x))
+    return x.numpy().astype(np.float32)
+
+
 def griffin_lim(
     mel: np.ndarray | torch.Tensor,
     cfg: AudioConfig,

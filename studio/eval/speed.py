@@ -149,7 +149,7 @@ def wavenet_speed(line_seconds: tuple[float, ...] = (1.0, 3.0), naive_seconds: f
     torch.manual_seed(0)
     cfg = WaveNetConfig(n_mels=audio.n_mels, hop_length=audio.hop_length, sample_rate=audio.sample_rate)
     model = WaveNet(cfg).eval()
-    voc = WaveNetVocoder(model)
+    voc = WaveNetVocoder(model, audio=audio)  # the post-filter too, as the engine runs it
     default_fold = cfg.fold_seconds
     folds = {}
     for fold_s in sorted({0.025, 0.05, 0.1, 0.2, 0.4, default_fold}):

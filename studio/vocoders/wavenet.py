@@ -16,6 +16,11 @@ Generation is incremental: each layer keeps a queue of its past inputs, so one n
 costs one matrix product per tap and layer instead of recomputing the receptive field. To share
 the per-step overhead, a line is cut into overlapping segments that are generated together as
 one batch and cross-faded (`fold`/`unfold`).
+
+The sampled waveform then goes through a post-filter (`studio.audio.match_mel`): two passes that
+rescale its STFT band by band toward the mel it was conditioned on, keeping its phase and the
+waveform within each band. On copy synthesis of the CPU-trained model it took STOI from 0.80 to
+0.94 and PESQ from 1.26 to 1.82 (README).
 """
 
 from __future__ import annotations
@@ -28,6 +33,8 @@ import torch
 import torch.nn.functional as F
 import torchaudio
 from torch import nn
+
+from studio.audio import AudioConfig, match_mel
 
 
 @dataclass
@@ -51,6 +58,8 @@ class WaveNetConfig:
     fold_seconds: float = 0.05  # segment length generated in parallel (chosen by measurement, see README)
     fold_overlap_seconds: float = 0.0125  # cross-faded overlap between segments
     temperature: float = 1.0  # softmax temperature when sampling
+    postfilter_db: float = 12.0  # `audio.match_mel` after generation: largest gain per band (0: off)
+    postfilter_iterations: int = 2
 
 
 def mu_law_encode(wav: torch.Tensor, channels: int) -> torch.Tensor:
@@ -331,10 +340,12 @@ def unfold(segments: torch.Tensor, hop: int, frames: int, overlap: int, total_fr
 class WaveNetVocoder:
     """A loaded WaveNet with the batched, folded generation the engine calls."""
 
-    def __init__(self, model: WaveNet, speakers: list[str] | None = None):
+    def __init__(self, model: WaveNet, speakers: list[str] | None = None, audio: AudioConfig | None = None):
+        """`audio`, the AudioConfig the mels are computed with, enables the post-filter."""
         self.model = model.eval()
         self.cfg = model.cfg
         self.speakers = {s: i for i, s in enumerate(speakers or [])}
+        self.audio = audio
 
     @classmethod
     def from_checkpoint(cls, path) -> "WaveNetVocoder":
@@ -344,12 +355,13 @@ class WaveNetVocoder:
         cfg = config_from_dict(WaveNetConfig, blob["config"])
         model = WaveNet(cfg)
         load_state(model, blob["state_dict"], str(path))
-        return cls(model, [s["id"] for s in blob.get("speakers") or []])
+        return cls(model, [s["id"] for s in blob.get("speakers") or []], AudioConfig.from_dict(blob["audio"]))
 
     @torch.no_grad()
     def infer(self, mel: np.ndarray, voice: str | None = None, seed: int = 0) -> np.ndarray:
         """Shapes: mel (T_mel, n_mels) -> wav (T_mel * hop_length,). A voice the vocoder was not
-        trained on is conditioned as its first speaker (the mel carries most of the identity)."""
+        trained on is conditioned as its first speaker (the mel carries most of the identity).
+        With an AudioConfig the output is post-filtered toward the mel (`cfg.postfilter_db`)."""
         cfg = self.cfg
         m = torch.as_tensor(np.asarray(mel), dtype=torch.float32)
         frames = max(1, int(round(cfg.fold_seconds * cfg.sample_rate / cfg.hop_length)))
@@ -359,4 +371,7 @@ class WaveNetVocoder:
         spk = torch.full((n,), self.speakers.get(voice, 0), dtype=torch.long)
         q = self.model.generate(None, spk, seed=seed, cond=segs.transpose(1, 2))  # (N, seg_samples)
         wav = unfold(mu_law_decode(q, cfg.quantize_channels), cfg.hop_length, frames, overlap, len(m))
-        return deemphasize(wav, cfg.preemphasis).clamp(-1, 1).numpy().astype(np.float32)
+        wav = deemphasize(wav, cfg.preemphasis).numpy()
+        if self.audio is not None and cfg.postfilter_db > 0:
+            wav = match_mel(wav, m, self.audio, cfg.postfilter_db, cfg.postfilter_iterations)
+        return np.clip(wav, -1.0, 1.0).astype(np.float32)
