@@ -324,6 +324,19 @@ def read_cues(engine: Engine, text: str, voice: str | None, model: str) -> tuple
     return cues, warnings, voice
 
 
+def fill_least_used(speakers: list[str], chosen: dict[str, str], voices: list[str],
+                    also_used: tuple[str, ...] = ()) -> dict[str, str]:
+    """`chosen` completed for every speaker: one without a voice gets the voice used least so far
+    (ties go to the earlier in `voices`), counting the voices already chosen and `also_used`."""
+    chosen = dict(chosen)
+    uses = {v: list(chosen.values()).count(v) + also_used.count(v) for v in voices}
+    for spk in speakers:
+        if not chosen.get(spk) and voices:
+            chosen[spk] = min(voices, key=lambda v: uses[v])
+            uses[chosen[spk]] += 1
+    return {spk: chosen.get(spk, "") for spk in speakers}
+
+
 def cast_speakers(engine: Engine, cues: list[Cue], default_voice: str, model: str,
                   cast: dict[str, str] | None = None) -> dict[str, str]:
     """A voice for every labelled speaker of the cues ("JOHN: ..."), so characters sound apart:
@@ -346,12 +359,7 @@ def cast_speakers(engine: Engine, cues: list[Cue], default_voice: str, model: st
     for spk in speakers:
         if spk not in chosen and resolve(spk):
             chosen[spk] = resolve(spk)
-    uses = {v: list(chosen.values()).count(v) + (v == default_voice) for v in ids}
-    for spk in speakers:
-        if spk not in chosen and ids:
-            chosen[spk] = min(ids, key=lambda v: uses[v])
-            uses[chosen[spk]] += 1
-    return {spk: chosen[spk] for spk in speakers}
+    return fill_least_used(speakers, chosen, ids, also_used=(default_voice,))
 
 
 def dub_cue(engine: Engine, cue: Cue, voice: str, model: str, vocoder: str, max_rate: float,

@@ -221,3 +221,13 @@ def test_script_pronunciations_reach_the_engine(engine):
     assert "".join(seg.tokens).find("dʒˈɪf") >= 0
     with pytest.raises(ScriptError, match="pronunciation of 'gif' has symbols tacotron does not know: Q"):
         render_script(engine, "@say gif = /Qif/\nrms: A gif.")
+
+
+def test_fill_least_used_spreads_speakers_over_the_voices():
+    from studio.render import fill_least_used
+
+    voices = ["slt", "rms", "awb"]
+    got = fill_least_used(["ann", "bob", "cy", "di"], {"bob": "slt"}, voices, also_used=("rms",))
+    # slt (bob) and rms (the default voice) are taken once each: awb first, then the order of `voices`
+    assert got == {"ann": "awb", "bob": "slt", "cy": "slt", "di": "rms"}
+    assert fill_least_used(["ann"], {}, []) == {"ann": ""}  # no voices: nothing to give

@@ -32,6 +32,7 @@ from studio.render import (
     assemble_script,
     cast_speakers,
     dub_cue,
+    fill_least_used,
     load_project,
     parse_for_engine,
     read_background,
@@ -176,11 +177,7 @@ def detect_cast(script: str) -> list[list[str]]:
     names = voice_names(get_engine())
     chosen = {s: cast.get(s.casefold()) or by_fold.get(s.casefold()) or names.get(s.casefold()) or ""
               for s in speakers}
-    uses = {v: list(chosen.values()).count(v) for v in voices}
-    for s in speakers:
-        if not chosen[s] and voices:
-            chosen[s] = min(voices, key=lambda v: uses[v])  # the least used voice, in the engine's order
-            uses[chosen[s]] += 1
+    chosen = fill_least_used(list(speakers), chosen, voices)
     return [[s, chosen[s]] for s in speakers]
 
 
