@@ -114,6 +114,11 @@ RANGES_FRACTIONS = [
     ("2x faster", "two times faster"),
     ("a 3x4 room", "a three by four room"),
     ("a 5-year-old", "a five-year-old"),
+    ("stream it in 1080p", "stream it in ten eighty p"),
+    ("720p or 2160p", "seven twenty p or twenty-one sixty p"),
+    ("he scored 1080 points", "he scored one thousand and eighty points"),
+    ("a sonata in C# minor", "a sonata in C sharp minor"),
+    ("written in F# and C#", "written in F sharp and C sharp"),
 ]
 ABBREVIATIONS = [
     ("Mr. Smith", "Mister Smith"),

@@ -815,6 +815,10 @@ _RATIO = _re(
 )
 _POWER = _re(rf"(?<![\w.,])({_NUM})\s?\^\s?(-?\d{{1,3}})(?![\w.])")  # "10^6"
 _THOUSANDS = _re(rf"(?<![\w.,])({_NUM})k\b")  # "100k views" (a capital K is read "K": "a 5K run")
+# "1080p", "720p", "4320p": video lines, read in pairs like a year ("ten eighty p")
+_VIDEO_LINES = _re(r"(?<![\w.,])(240|360|480|576|720|1080|1440|2160|4320)([pi])\b")
+# "C#", "F# minor": a sharp note or the languages named after one (before "#" is dropped as a symbol)
+_SHARP = _re(r"(?<![\w#])([A-G])#(?![\w#])")
 _CODE_DIGITS = _re(r"(?<=\b[A-Z])\d{3,}\b|(?<=\b[A-Z]{2})\d{3,}\b|(?<=\b[A-Z]{3})\d{3,}\b")  # "BA2490"
 _YEAR_NUMBER = _re(r"(?<![\w.,-])(1[1-9]\d\d|20\d\d)(?!\d|[.,]\d)")
 _NUMBER = _re(rf"(?:(?<![\w.-])-)?{_NUM}|(?<![\w.])\.\d+")
@@ -885,6 +889,16 @@ def _say_power(m: re.Match) -> str:
 
 def _say_thousands(m: re.Match) -> str:
     return _pad(m, f"{spell_number(m.group(1))} thousand")
+
+
+def _say_video_lines(m: re.Match) -> str:
+    lines = int(m.group(1))
+    pairs = year(lines) if lines >= 1000 else f"{cardinal(lines // 100)} {cardinal(lines % 100)}"
+    return _pad(m, f"{pairs} {m.group(2)}")
+
+
+def _say_sharp(m: re.Match) -> str:
+    return f"{m.group(1)} sharp"
 
 
 def _say_code_digits(m: re.Match) -> str:
@@ -1086,6 +1100,7 @@ _ABBREVIATION_RULES = (
 _RULES = (
     _Rule("email", _EMAIL, _say_url),
     _Rule("url", _URL, _say_url),
+    _Rule("sharp", _SHARP, _say_sharp),
     _Rule("iso date", _ISO_DATE, _say_iso_date),
     _Rule("us numeric date", _US_NUMERIC_DATE, _say_us_numeric_date),
     _Rule("day month", _DAY_MONTH, _say_day_month),  # before "month day" takes "January 2024"
@@ -1110,6 +1125,7 @@ _RULES = (
     _Rule("degrees", _DEGREES, _say_degrees),
     _Rule("feet and inches", _FEET_INCHES, _say_feet_inches),
     _Rule("feet alone", _FEET_ALONE, _say_feet_alone),
+    _Rule("video lines", _VIDEO_LINES, _say_video_lines),
     _Rule("unit fraction", _UNIT_FRACTION, _say_unit_fraction),
     _Rule("unit", _UNIT, _say_unit),
     _Rule("dimensions", _DIMENSIONS, _say_dimensions),
