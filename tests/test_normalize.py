@@ -95,6 +95,17 @@ PERCENT_UNITS = [
     ("5 MB", "five megabytes"),
     ("It's 30°C.", "It's thirty degrees celsius."),
     ("He is 6'2\" tall.", "He is six foot two tall."),
+    # a quantity describing a noun takes the singular; one that is the thing measured, the plural
+    ("a 5 km run", "a five kilometer run"),
+    ("the 100m dash", "the one hundred meter dash"),
+    ("a 5-km run", "a five-kilometer run"),
+    ("3-mph winds", "three-mile-per-hour winds"),
+    ("she ran 5km yesterday", "she ran five kilometers yesterday"),
+    ("the 5 km were hard", "the five kilometers were hard"),
+    ("the 10 kg of flour", "the ten kilograms of flour"),
+    ("a 9V battery", "a nine volt battery"),
+    ("2L of water", "two liters of water"),
+    ("Route 5 W", "Route five W"),
 ]
 PHONES = [
     ("ISBN 978-3-16-148410-0", "ISBN nine seven eight, three, one six, one four eight four one zero, zero"),

@@ -728,9 +728,24 @@ _UNITS = {  # written: (one, many); a few common ones, case-sensitive ("MB" is n
     "hr": ("hour", "hours"), "hrs": ("hour", "hours"),
     "tsp": ("teaspoon", "teaspoons"), "tbsp": ("tablespoon", "tablespoons"),
     "kW": ("kilowatt", "kilowatts"), "kWh": ("kilowatt hour", "kilowatt hours"),
+    "V": ("volt", "volts"), "W": ("watt", "watts"), "L": ("liter", "liters"),
+    "mAh": ("milliamp hour", "milliamp hours"),
+}  # fmt: skip
+_ATTACHED_ONLY = {"V", "W", "L"}  # "a 9V battery", but "5 W" may be "5 West": only with no space
+# A quantity that describes the next noun takes the unit in the singular: "a 5 km run", "the
+# 100m dash", "a 5-km run". After "a"/"an" it always does; after another determiner only when a
+# noun seems to follow (a lower-case word that is not one of these: "the 5 km were hard").
+_ARTICLES = {"a", "an"}
+_DETERMINERS = {"the", "this", "that", "each", "every", "my", "your", "his", "her", "its", "our", "their"}
+_NOT_A_NOUN = {
+    "of", "in", "on", "at", "to", "from", "for", "and", "or", "but", "nor", "is", "are", "was", "were", "be",
+    "been", "away", "long", "wide", "high", "tall", "deep", "old", "ago", "later", "per", "each", "with", "by",
+    "than", "more", "less", "apart", "off", "up", "down", "into", "over", "under", "behind", "ahead", "left",
+    "too", "so", "then", "if", "when", "while", "which", "who", "that", "a", "an", "the", "will", "would",
+    "can", "could", "should", "may", "might", "must", "had", "has", "have", "did", "do", "does",
 }  # fmt: skip
 _UNIT = _re(
-    rf"({_QTY})\s?({'|'.join(re.escape(u) for u in sorted(_UNITS, key=len, reverse=True))})"
+    rf"({_QTY})(\s?|-)({'|'.join(re.escape(u) for u in sorted(_UNITS, key=len, reverse=True))})"
     r"(?![\w/])"
 )
 
@@ -777,10 +792,23 @@ def _say_feet_inches(m: re.Match) -> str:
     return _pad(m, f"{cardinal(int(m.group(1)))} foot {cardinal(int(m.group(2)))}")
 
 
+def _describes_a_noun(m: re.Match) -> bool:
+    before = (_previous_word(m) or "").lower()
+    if before in _ARTICLES:
+        return True
+    after = re.match(r"\s+([a-z]+)\b", m.string[m.end() :])
+    return before in _DETERMINERS and after is not None and after.group(1) not in _NOT_A_NOUN
+
+
 def _say_unit(m: re.Match) -> str:
-    spoken, is_one = _say_quantity(m.group(1))
-    one, many = _UNITS[m.group(2)]
-    return _pad(m, f"{spoken} {one if is_one else many}")
+    qty, joint, unit = m.groups()
+    if unit in _ATTACHED_ONLY and joint:
+        return m.group(0)  # the plain number rule reads it
+    spoken, is_one = _say_quantity(qty)
+    one, many = _UNITS[unit]
+    if joint == "-":  # "a 5-km run" -> "a five-kilometer run"
+        return _pad(m, f"{spoken}-{one.replace(' ', '-')}")
+    return _pad(m, f"{spoken} {one if is_one or _describes_a_noun(m) else many}")
 
 
 def _say_unit_fraction(m: re.Match) -> str:
