@@ -60,6 +60,9 @@ DATES = [
     ("Sept. 11", "September eleventh"),
 ]
 TIMES = [
+    ("open 9:00-17:00", "open nine o'clock to seventeen hundred"),
+    ("open 9:00 - 5:00 daily", "open nine o'clock to five o'clock daily"),
+    ("from Jan-Mar and Sept.-Dec. we close", "from January to March and September to December we close"),
     ("At 9:30 a.m. we meet.", "At nine thirty a-m we meet."),
     ("Meet me at 9 a.m.", "Meet me at nine a-m."),
     ("At 10:00 we meet.", "At ten o'clock we meet."),
@@ -132,6 +135,16 @@ RANGES_FRACTIONS = [
     ("written in F# and C#", "written in F sharp and C sharp"),
 ]
 ABBREVIATIONS = [
+    ("Jimmy, a.k.a. Jim", "Jimmy, also known as Jim"),
+    ("come b/c I said so", "come because I said so"),
+    ("see § 5 and ¶ 3", "see section five and paragraph three"),
+    ("Brand™ and Co.®", "Brand and Company."),
+    ("Nos. 5 and 6", "Numbers five and six"),
+    ("He's 6 ft. 2 in. tall.", "He's six foot two tall."),
+    ("at 3 p.m. EST", "at three p-m E S T"),
+    ("Mon., Tue. and Fri. 5 May", "Monday, Tuesday and Friday the fifth of May"),
+    ("The Sun.", "The Sun."),
+    ("the ratio is 3:2", "the ratio is three to two"),
     ("Mr. Smith", "Mister Smith"),
     ("Mrs. Smith", "Missus Smith"),
     ("Ms. Smith", "Miz Smith"),

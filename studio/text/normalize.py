@@ -61,6 +61,10 @@ _CHAR_MAP = {
     **dict.fromkeys("\u2010\u2011\u2012\u2013\u2212", "-"),  # en dash stays a hyphen: "10–20"
     **dict.fromkeys("\u2014\u2015", " , "),  # an em dash is a pause
     "\u2044": "/",  # fraction slash
+    "\u00a7": " section ",  # "§ 5"; "§§ 5-7" is made "sections" by a rule
+    "\u00b6": " paragraph ",
+    "\u2122": " ",  # trademark signs are not read
+    "\u2120": " ",
     "\u00d7": "x",  # "2×" and "3×4" then reuse the ASCII multiplier rules
     "\u00f7": " divided by ",
     "\u00b1": " plus or minus ",
@@ -463,10 +467,26 @@ _WEEKDAYS = {"mon": "Monday", "tue": "Tuesday", "tues": "Tuesday", "wed": "Wedne
              "thur": "Thursday", "thurs": "Thursday", "fri": "Friday", "sat": "Saturday", "sun": "Sunday"}
 _DAY_ABBR = "Mon|Tues|Tue|Wed|Thurs|Thur|Thu|Fri|Sat|Sun"
 _WEEKDAY_RANGE = _re(rf"\b({_DAY_ABBR})\.?\s?-\s?({_DAY_ABBR})\b\.?")  # "Mon-Fri"
+_CLOCK_RANGE_DASH = _re(r"(?<=\d:\d\d)\s?-\s?(?=\d{1,2}:\d\d(?!\d))")  # "9:00-17:00": "to"
+_MONTH_RANGE = _re(rf"\b({_MONTH_ABBR})\.?\s?-\s?({_MONTH_ABBR})\b\.?")  # "Jan-Mar"
+# "Mon., Tue. and Wed.", "Fri. 5 May": a weekday cut short, with its period, before a comma, a
+# date or a conjunction (not "Sun." alone: "The Sun.")
+_WEEKDAY_ABBR = _re(
+    rf"\b({_DAY_ABBR})\.(?=,|\s+(?:\d|{_MONTH_NAME}|(?:{_MONTH_ABBR})\b|(?:and|or|to|through|thru)\b))"
+)
 
 
 def _say_time_range_dash(m: re.Match) -> str:
     return m.group(1) + " to "
+
+
+def _say_month_range(m: re.Match) -> str:
+    spoken = f"{_MONTH_BY_ABBR[m.group(1)]} to {_MONTH_BY_ABBR[m.group(2)]}"
+    return spoken + "." if m.group(0).endswith(".") and _ends_sentence(m) else spoken
+
+
+def _say_weekday(m: re.Match) -> str:
+    return _WEEKDAYS[m.group(1).lower()]
 
 
 def _say_weekday_range(m: re.Match) -> str:
@@ -538,10 +558,10 @@ _TRAILING_RE = _re(
 )
 _LATIN = {
     "etc": "et cetera", "vs": "versus", "approx": "approximately", "dept": "department",
-    "eg": "for example", "ie": "that is",
+    "eg": "for example", "ie": "that is", "aka": "also known as",
 }  # fmt: skip
 _LATIN_RE = _re(
-    r"\b(?:etc|vs|approx|dept)\b\.?|\be\.\s?g\b\.?|\bi\.\s?e\b\.?", re.IGNORECASE
+    r"\b(?:etc|vs|approx|dept|aka)\b\.?|\be\.\s?g\b\.?|\bi\.\s?e\b\.?|\ba\.\s?k\.\s?a\b\.?", re.IGNORECASE
 )
 # Words of a reference, abbreviated before a number ("Fig. 3", "pp. 12-15", "Vol. II").
 _REFERENCES = {
@@ -553,7 +573,7 @@ _REFERENCE = _re(
     r"\b(?:[Ff]igs?|pp?|[Vv]ols?|[Cc]hap|[Cc]h|[Ss]ec|[Ee]q|[Aa]rt)\.\s*(?=\d|[IVX]+\b)"
 )
 _DR_ST = _re(r"\b(?:Dr|St)\b\.?|\b(?:dr|st|DR|ST)\.")
-_NUMBER_SIGN = _re(r"\b[Nn]o\.\s*(?=\d)|\bNo(?=\d)|#\s*(?=\d)")
+_NUMBER_SIGN = _re(r"\b[Nn]os?\.\s*(?=\d)|\bNo(?=\d)|#\s*(?=\d)")
 _AMPM_ALONE = _re(r"\b(?P<ampm>[aApP]\.\s?[mM]\.?)(?![A-Za-z])")  # "am" alone is a verb
 _DOTTED_CAPITALS = _re(r"\b[A-Z](?:\.[A-Z])+\b\.?")
 _INITIAL = _re(r"\b([A-HJ-Z])\.(?=\s+[A-Z])")  # not "I.": "So did I. Then..." ends a sentence
@@ -589,7 +609,8 @@ def _say_reference(m: re.Match) -> str:
 
 
 def _say_number_sign(m: re.Match) -> str:
-    return _pad(m, "Number " if _previous_word(m) is None else "number ")
+    word = "numbers " if m.group(0)[:3].lower() == "nos" else "number "
+    return _pad(m, word.capitalize() if _previous_word(m) is None else word)
 
 
 def _say_dotted_capitals(m: re.Match) -> str:
@@ -754,7 +775,7 @@ _UNIT_FRACTION = _re(
     rf"(?<![\w.,/])(\d{{1,3}})/(\d{{1,3}})\s?({'|'.join(re.escape(u) for u in sorted(_UNITS, key=len, reverse=True))})"
     r"(?![\w/])"
 )
-_FEET_INCHES = _re(r"(?<![\w.,])(\d{1,2})'\s?(\d{1,2})(?:\"|'')")  # 5'10"
+_FEET_INCHES = _re(r"(?<![\w.,])(\d{1,2})(?:'|\s?ft\.?)\s?(\d{1,2})(?:\"|''|\s?in\b\.?)")  # 5'10", 5 ft 10 in
 
 
 _FEET_ALONE = _re(r"(?<![\w.,'])(\d{1,2})'(?=\s|$|[,;.!?])")  # "a 6' car"
@@ -838,7 +859,7 @@ _SCORE = _re(
 )
 # "a 2:1 ratio", "odds of 3:1", "a 60:40 split": "to" only where a ratio is meant ("John 3:16" is not one)
 _RATIO = _re(
-    r"(?P<lead>\b(?i:odds|ratio)(?:\s+of)?\s+)?(?<![\w.,:])(?P<a>\d{1,3}):(?P<b>\d{1,3})(?![\w:]|\.\d)"
+    r"(?P<lead>\b(?i:odds|ratio)(?:\s+(?:of|is|was|are|were))?\s+)?(?<![\w.,:])(?P<a>\d{1,3}):(?P<b>\d{1,3})(?![\w:]|\.\d)"
     r"(?(lead)|(?=\s+(?:ratio|odds|split|majority|margin|win|victory|lead|scale)\b))"
 )
 _POWER = _re(rf"(?<![\w.,])({_NUM})\s?\^\s?(-?\d{{1,3}})(?![\w.])")  # "10^6"
@@ -1021,14 +1042,14 @@ def _say_world_war(m: re.Match) -> str:
 _CAPITALS_AND = _re(r"\b([A-Z]{1,3})&([A-Z]{1,3})\b")  # "R&D", "AT&T"
 _SYMBOL_WORDS = {"&": "and", "@": "at", "+": "plus", "=": "equals", "%": "percent", "°": "degrees"}
 _SYMBOL = _re(r"([&@+=%°])\1{2,}|[&@+=%°]")  # a run of three or more is a rule line ("====")
-_WITH = _re(r"\b[wW]/(?:o\b|(?=\s))")  # "w/" and "w/o"
+_WITH = _re(r"\b[wW]/(?:o\b|(?=\s))|\b[bB]/c\b")  # "w/", "w/o" and "b/c"
 _AND_OR = _re(r"\b(and|And)/or\b")
 _WORD_SLASH = _re(r"(?<=[A-Za-z])\s*/\s*(?=[A-Za-z])")
 _DOT_IN_WORD = _re(r"(?<=[A-Za-z0-9])\.(?=[A-Za-z0-9])")  # "file.txt", "Node.js"
 
 _SPELLED_ACRONYMS = frozenset(
     "FBI CIA CEO CFO COO CTO EU UK UN USA UAE IBM IRS UFO AI API CPU GPU URL USB ATM EPA IOU IQ"
-    " ID IP ICU IPO DIY HIV BMI MIT PDF ETA VIP NBA UCLA LA FAQ".split()
+    " ID IP ICU IPO DIY HIV BMI MIT PDF ETA VIP NBA UCLA LA FAQ EST EDT CET CEST AEST UTC".split()
 )
 # All-caps words with no A E I O U that are still words, mostly from shouted text.
 _VOWELLESS_WORDS = frozenset(
@@ -1054,7 +1075,8 @@ def _say_symbol(m: re.Match) -> str:
 
 
 def _say_with(m: re.Match) -> str:
-    return _match_case(m.group(0), "without" if m.group(0).endswith("o") else "with")
+    spoken = "because" if m.group(0)[0] in "bB" else "without" if m.group(0).endswith("o") else "with"
+    return _match_case(m.group(0), spoken)
 
 
 def _say_and_or(m: re.Match) -> str:
@@ -1129,6 +1151,7 @@ _RULES = (
     _Rule("email", _EMAIL, _say_url),
     _Rule("url", _URL, _say_url),
     _Rule("sharp", _SHARP, _say_sharp),
+    _Rule("weekday", _WEEKDAY_ABBR, _say_weekday),  # before "5 May" becomes words
     _Rule("iso date", _ISO_DATE, _say_iso_date),
     _Rule("us numeric date", _US_NUMERIC_DATE, _say_us_numeric_date),
     _Rule("day month", _DAY_MONTH, _say_day_month),  # before "month day" takes "January 2024"
@@ -1140,6 +1163,8 @@ _RULES = (
     _Rule("digit chain", _DIGIT_CHAIN, _say_digit_chain),
     _Rule("time range", _TIME_RANGE_DASH, _say_time_range_dash),
     _Rule("weekday range", _WEEKDAY_RANGE, _say_weekday_range),
+    _Rule("month range", _MONTH_RANGE, _say_month_range),
+    _Rule("clock range", _CLOCK_RANGE_DASH, lambda m: " to "),
     _Rule("clock", _CLOCK, _say_clock),
     _Rule("hour am/pm", _HOUR_AMPM, _say_hour_ampm),
     *_ABBREVIATION_RULES,
