@@ -135,6 +135,13 @@ RANGES_FRACTIONS = [
     ("written in F# and C#", "written in F sharp and C sharp"),
 ]
 ABBREVIATIONS = [
+    # a sentence that starts with a number keeps the period before it
+    ("Preheat the oven.\n2 eggs.", "Preheat the oven. Two eggs."),
+    ("We met at 5. 6 came later.", "We met at five. Six came later."),
+    ("He left. $5 was gone.", "He left. Five dollars was gone."),
+    ("It was est. 1990 here.", "It was est nineteen ninety here."),
+    ("We drove on Rte. 66.", "We drove on Route sixty-six."),
+    ("Apt. 4, Ste. 200, Rm. 12", "Apartment four, Suite two hundred, Room twelve"),
     ("Jimmy, a.k.a. Jim", "Jimmy, also known as Jim"),
     ("come b/c I said so", "come because I said so"),
     ("see § 5 and ¶ 3", "see section five and paragraph three"),

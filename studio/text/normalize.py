@@ -567,10 +567,18 @@ _LATIN_RE = _re(
 _REFERENCES = {
     "fig": "figure", "figs": "figures", "p": "page", "pp": "pages", "vol": "volume",
     "vols": "volumes", "ch": "chapter", "chap": "chapter", "sec": "section", "eq": "equation",
-    "art": "article",
+    "art": "article", "rte": "route", "hwy": "highway", "apt": "apartment", "ste": "suite",
+    "rm": "room", "bldg": "building", "ext": "extension", "tel": "telephone",
 }  # fmt: skip
 _REFERENCE = _re(
-    r"\b(?:[Ff]igs?|pp?|[Vv]ols?|[Cc]hap|[Cc]h|[Ss]ec|[Ee]q|[Aa]rt)\.\s*(?=\d|[IVX]+\b)"
+    r"\b(?:[Ff]igs?|pp?|[Vv]ols?|[Cc]hap|[Cc]h|[Ss]ec|[Ee]q|[Aa]rt|[Rr]te|[Hh]wy|[Aa]pt|[Ss]te|[Rr]m|[Bb]ldg"
+    r"|[Ee]xt|[Tt]el)\.\s*(?=\d|[IVX]+\b)"
+)
+# Words cut short with a period that is no sentence end when a number follows ("No. 5", "est. 1990")
+_ABBREVIATED_WORDS = frozenset(
+    [*_TITLES, *_TRAILING, *_LATIN, *_REFERENCES]
+    + "no nos est ca circa approx tel ext ref ed eds vs dr st op cit ibid fl cf sq yr yrs".split()
+    + [*_WEEKDAYS]
 )
 _DR_ST = _re(r"\b(?:Dr|St)\b\.?|\b(?:dr|st|DR|ST)\.")
 _NUMBER_SIGN = _re(r"\b[Nn]os?\.\s*(?=\d)|\bNo(?=\d)|#\s*(?=\d)")
@@ -1233,7 +1241,25 @@ _LEADING_PUNCT = _re(r"^[\s.,!?;:]+")
 # A period before a lower-case word belongs to an abbreviation no rule knows ("the temp. was",
 # "est. 1990" once the year is words): it is neither a sentence end nor a pause.
 _INNER_PERIOD = _re(r"\.(?= [a-z])")
-_TRAILING_PAUSE = _re(r"[\s,;:]+$")  # "(see above)" at the end leaves a comma with nothing after it
+_TRAILING_PAUSE = _re(r"[\s,;:]+$")
+# A sentence that starts with a number ("Preheat the oven. 2 eggs ...") would start with a
+# lower-case word once the number is spelled, and `_INNER_PERIOD` would then take the period
+# before it for an abbreviation's. `normalize` marks the number with a control character that the
+# rules' lookbehinds treat as punctuation, and `_tidy` capitalises the word it precedes. Not after
+# an abbreviation: "Fig. 3", "est. 1990", "approx. 5".
+_SENTENCE_MARK = "\x1f"
+_NUMBER_STARTS_SENTENCE = _re(r"\b([A-Za-z]+|\d+)([.!?][\"')\]]*[ \t]+)(?=[-+]?[\d$#]|[\xa3\u20ac\xa5])")
+_MARKED_START = _re(_SENTENCE_MARK + r"([^A-Za-z]*)([a-z])")
+
+
+def _mark_number_sentence_starts(text: str) -> str:
+    def mark(m: re.Match) -> str:
+        word, end = m.groups()
+        if end[0] == "." and word.isalpha() and (len(word) < 3 or word.lower() in _ABBREVIATED_WORDS):
+            return m.group(0)
+        return word + end + _SENTENCE_MARK
+
+    return _NUMBER_STARTS_SENTENCE.sub(mark, text)  # "(see above)" at the end leaves a comma with nothing after it
 
 
 def _strongest(m: re.Match) -> str:
@@ -1245,6 +1271,7 @@ def _strongest(m: re.Match) -> str:
 
 
 def _tidy(text: str) -> str:
+    text = _MARKED_START.sub(lambda m: " " + m.group(1) + m.group(2).upper(), text)
     text = _BRACKETS.sub(" , ", text)
     text = _DASH_PAUSE.sub(" , ", text)
     text = _STRAY_HYPHEN.sub(" ", text)
@@ -1280,4 +1307,4 @@ def normalize(text: str) -> str:
     """
     if not isinstance(text, str):
         raise TextError(f"expected str, got {type(text).__name__}")
-    return _tidy(_apply(_RULES, fold_unicode(text)))
+    return _tidy(_apply(_RULES, _mark_number_sentence_starts(fold_unicode(text))))
