@@ -135,6 +135,10 @@ RANGES_FRACTIONS = [
     ("written in F# and C#", "written in F sharp and C sharp"),
 ]
 ABBREVIATIONS = [
+    # markup pasted from subtitles or the web is not read
+    ("<i>I told you.</i>", "I told you."),
+    ("{\\an8}Over here!", "Over here!"),
+    ('<font color="#ff0000">red</font> alert', "red alert"),
     # a sentence that starts with a number keeps the period before it
     ("Preheat the oven.\n2 eggs.", "Preheat the oven. Two eggs."),
     ("We met at 5. 6 came later.", "We met at five. Six came later."),

@@ -1154,8 +1154,16 @@ _ABBREVIATION_RULES = (
     _Rule("initial", _INITIAL, _say_initial),
 )
 
+# Subtitle and web markup pasted into a script: "<i>", "</font>", "<br/>", "{\an8}"
+_MARKUP = _re(
+    r"</?(?:i|b|u|s|em|strong|font|span|br|p|div|sub|sup)(?:\s+[\w-]+=(?:\"[^\"<>]*\"|'[^'<>]*'|[^\s<>]+))*\s*/?>"
+    r"|\{\\[^{}]{0,200}\}",
+    re.IGNORECASE,
+)
+
 # Order matters: each rule claims its text before a more general one can misread it.
 _RULES = (
+    _Rule("markup", _MARKUP, lambda m: " "),
     _Rule("email", _EMAIL, _say_url),
     _Rule("url", _URL, _say_url),
     _Rule("sharp", _SHARP, _say_sharp),
