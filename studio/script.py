@@ -162,7 +162,9 @@ _NUMBER = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)")
 _DURATION = re.compile(r"([0-9]+(?:\.[0-9]+)?|\.[0-9]+)\s*(ms|s)")
 _NAME = re.compile(r"[\w.-]+")  # voice, model and vocoder ids
 _SPEAKER_NAME = r"[^\W\d][\w.'-]{0,39}"  # one word starting with a letter
-_SPEAKER = re.compile(rf"(?P<name>{_SPEAKER_NAME})\s*:(?=\s|$)")
+# A screenplay's extension after the name is a note for the actor, not part of it: "ANNA (V.O.):",
+# "JOHN (CONT'D):"
+_SPEAKER = re.compile(rf"(?P<name>{_SPEAKER_NAME})(?:\s*\([^()\n]{{1,24}}\))?\s*:(?=\s|$)")
 _CAST = re.compile(r"@cast\s+(?P<name>[^\s=]+)\s*=\s*(?P<voice>[^\s=]+)(?P<rest>(?:\s.*)?)")
 _SAY = re.compile(r"@say\s+(?P<word>[^\s=]+)\s*=\s*(?P<value>.*?)\s*")
 _SAY_WORD = re.compile(r"[^\W_][\w'.-]{0,39}")
@@ -490,7 +492,7 @@ _TIMING = re.compile(rf"\s*{_TS}\s*-->\s*{_TS}(?:\s.*)?")  # VTT cue settings / 
 _TS_TAG = re.compile(r"<([0-9][^<>]*)>")  # WebVTT karaoke timestamp, <00:00:01.200>
 _VOICE_TAG = re.compile(r"<v(?:\.[^\s<>]*)?(?:\s+(?P<name>[^<>]*))?>")
 _ASS_OVERRIDE = re.compile(r"\{\\[^{}]*\}")  # {\an8}, {\i1}: ASS styling some SRT files carry
-_LABEL = re.compile(r"(?P<name>[^\W\d_][\w .'-]{0,39}?)\s*:(?:\s+|$)")
+_LABEL = re.compile(r"(?P<name>[^\W\d_][\w .'-]{0,39}?)(?:\s*\([^()\n]{1,24}\))?\s*:(?:\s+|$)")
 _DASH = re.compile(r"\A(?:-(?:\s+|$))+")  # dialogue dashes opening a line
 # Subtitles for the hearing impaired describe sounds and manner: "[DOOR SLAMS]", "(LAUGHING)",
 # "(whispers) Come here." Square brackets are always such a description; parentheses are one

@@ -132,6 +132,15 @@ def test_what_is_not_a_speaker():
     assert line.text == "#hashtag mid line"
 
 
+def test_a_screenplay_extension_after_the_speaker_is_not_read():
+    s = parse_script("@cast Anna = rms\nANNA (V.O.): It was late.\nAnna (CONT'D) : And dark.\nAnna: (quietly) Hi.",
+                     voices=VOICES)
+    assert [(line.speaker, line.voice, line.text) for line in s.lines] == [
+        ("ANNA", "rms", "It was late."), ("Anna", "rms", "And dark."), ("Anna", "rms", "(quietly) Hi.")]
+    cue = parse_subtitles("1\n00:00:01,000 --> 00:00:02,500\nJOHN (V.O.): Stop!\n")[0]
+    assert (cue.speaker, cue.text) == ("JOHN", "Stop!")
+
+
 def test_speaker_first_lets_a_line_start_with_a_label():
     line = parse_script("slt: Note: the shop is closed.", voices=VOICES).lines[0]
     assert (line.speaker, line.text) == ("slt", "Note: the shop is closed.")

@@ -114,6 +114,7 @@ def test_cast_detection_and_apply():
     assert [v.id for v in h.get_engine().voices()] == ["slt", "rms", "awb"]  # the test engine's
     # Guest and Bob are suggested the least used voices: awb (unused), then slt (first of the rest)
     assert rows == [["Host", "slt"], ["Guest", "awb"], ["RMS", "rms"], ["Bob", "slt"]]
+    assert h.detect_cast("ANNA (V.O.): hi\n") == [["ANNA", "slt"]]  # a screenplay extension is not the name
     new = h.apply_cast("@cast Host = slt\nHost: hi\nGuest: hello\n", [["Host", "awb"], ["Guest", "rms"]])
     assert "@cast Host = awb" in new and "@cast Guest = rms" in new
     with pytest.raises(gr.Error, match="unknown voice"):

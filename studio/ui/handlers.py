@@ -171,7 +171,8 @@ def detect_cast(script: str) -> list[list[str]]:
     (case aside) or whose name it is ("Sally"), or else a suggestion: the least used voice, to keep
     the characters apart (Apply writes it as an @cast line)."""
     cast = {k.casefold(): v for k, v in re.findall(r"^@cast\s+(\S+)\s*=\s*(\S+)", script, flags=re.M)}
-    speakers = dict.fromkeys(re.findall(r"^([^\W\d][\w.'-]{0,39})\s*:\s", script, flags=re.M))
+    speakers = dict.fromkeys(re.findall(r"^([^\W\d][\w.'-]{0,39})(?:\s*\([^()\n]{1,24}\))?\s*:\s", script,
+                                        flags=re.M))
     voices = [v.id for v in get_engine().voices()]
     by_fold = {v.casefold(): v for v in voices}
     names = voice_names(get_engine())
