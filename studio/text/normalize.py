@@ -511,8 +511,9 @@ def _say_clock(m: re.Match) -> str:
         return m.group(0)
     spoken = cardinal(hour)
     if minute == 0 and not m.group("ampm"):
-        # "ten o'clock", but a 24-hour "14:00" is "fourteen hundred".
-        spoken += " o'clock" if 1 <= hour <= 12 else " hundred"
+        # "ten o'clock", but a 24-hour "14:00" is "fourteen hundred" ("5:00 o'clock" has its own)
+        if not re.match(r"\s*o'?clock\b", m.string[m.end() :], re.IGNORECASE):
+            spoken += " o'clock" if 1 <= hour <= 12 else " hundred"
     elif minute:
         spoken += f" oh {cardinal(minute)}" if minute < 10 else f" {cardinal(minute)}"
     if m.group(3) and int(m.group(3)):
@@ -758,7 +759,7 @@ _UNITS = {  # written: (one, many); a few common ones, case-sensitive ("MB" is n
     "tsp": ("teaspoon", "teaspoons"), "tbsp": ("tablespoon", "tablespoons"),
     "kW": ("kilowatt", "kilowatts"), "kWh": ("kilowatt hour", "kilowatt hours"),
     "V": ("volt", "volts"), "W": ("watt", "watts"), "L": ("liter", "liters"),
-    "mAh": ("milliamp hour", "milliamp hours"),
+    "mAh": ("milliamp hour", "milliamp hours"), "pts": ("points", "points"),
 }  # fmt: skip
 _ATTACHED_ONLY = {"V", "W", "L"}  # "a 9V battery", but "5 W" may be "5 West": only with no space
 # A quantity that describes the next noun takes the unit in the singular: "a 5 km run", "the
@@ -775,7 +776,7 @@ _NOT_A_NOUN = {
 }  # fmt: skip
 _UNIT = _re(
     rf"({_QTY})(\s?|-)({'|'.join(re.escape(u) for u in sorted(_UNITS, key=len, reverse=True))})"
-    r"(?![\w/])"
+    r"(?!\w)(?!/(?!(?:day|night|week|wk|month|mo|year|yr)\b))"  # "24 hrs/day" is a unit and a rate
 )
 
 
@@ -1053,6 +1054,18 @@ _SYMBOL = _re(r"([&@+=%°])\1{2,}|[&@+=%°]")  # a run of three or more is a rul
 _WITH = _re(r"\b[wW]/(?:o\b|(?=\s))|\b[bB]/c\b")  # "w/", "w/o" and "b/c"
 _AND_OR = _re(r"\b(and|And)/or\b")
 _WORD_SLASH = _re(r"(?<=[A-Za-z])\s*/\s*(?=[A-Za-z])")
+# "$19.99/month", "24 hrs/day", "5 days/wk": a rate, read "per" (before "/" is read "or")
+_PER_SLASH = _re(
+    r"(?<=[\w%])\s?/\s?(second|sec|s|minute|min|hour|hr|h|day|night|week|wk|month|mo|year|yr|person|head"
+    r"|user|seat|unit|item|piece|serving|page|word|visit|game|mile|gallon)\b",
+    re.IGNORECASE,
+)
+_PER_UNIT = {"sec": "second", "s": "second", "min": "minute", "hr": "hour", "h": "hour", "wk": "week", "mo": "month",
+             "yr": "year"}  # fmt: skip
+# "y/y", "YoY", "m/m", "q/q": growth against the same period before
+_OVER_PERIOD = _re(r"\b(?:([ymqwYMQW])/\1|([YMQ])o\2)\b")  # not "Mom"
+_PERIOD_WORDS = {"y": "year", "m": "month", "q": "quarter", "w": "week"}
+_VERSION = _re(r"\b[vV](?=\d+(?:\.\d+)*\b)")  # "v2.3": "version two point three"
 _DOT_IN_WORD = _re(r"(?<=[A-Za-z0-9])\.(?=[A-Za-z0-9])")  # "file.txt", "Node.js"
 
 _SPELLED_ACRONYMS = frozenset(
@@ -1089,6 +1102,16 @@ def _say_with(m: re.Match) -> str:
 
 def _say_and_or(m: re.Match) -> str:
     return m.group(1) + " or"  # not "and or or"
+
+
+def _say_per_slash(m: re.Match) -> str:
+    unit = m.group(1)
+    return f" per {_match_case(unit, _PER_UNIT[unit.lower()]) if unit.lower() in _PER_UNIT else unit}"
+
+
+def _say_over_period(m: re.Match) -> str:
+    period = _PERIOD_WORDS[(m.group(1) or m.group(2)).lower()]
+    return f"{period} over {period}"
 
 
 def _say_word_slash(m: re.Match) -> str:
@@ -1167,6 +1190,7 @@ _RULES = (
     _Rule("email", _EMAIL, _say_url),
     _Rule("url", _URL, _say_url),
     _Rule("sharp", _SHARP, _say_sharp),
+    _Rule("version", _VERSION, lambda m: "version "),
     _Rule("weekday", _WEEKDAY_ABBR, _say_weekday),  # before "5 May" becomes words
     _Rule("iso date", _ISO_DATE, _say_iso_date),
     _Rule("us numeric date", _US_NUMERIC_DATE, _say_us_numeric_date),
@@ -1217,6 +1241,8 @@ _RULES = (
     _Rule("roman numeral", _ROMAN, _say_roman),
     _Rule("capitals and", _CAPITALS_AND, _say_capitals_and),
     _Rule("and/or", _AND_OR, _say_and_or),
+    _Rule("per", _PER_SLASH, _say_per_slash),
+    _Rule("over period", _OVER_PERIOD, _say_over_period),
     _Rule("with", _WITH, _say_with),
     _Rule("word slash", _WORD_SLASH, _say_word_slash),
     _Rule("symbol", _SYMBOL, _say_symbol),
