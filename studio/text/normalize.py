@@ -470,9 +470,10 @@ _WEEKDAY_RANGE = _re(rf"\b({_DAY_ABBR})\.?\s?-\s?({_DAY_ABBR})\b\.?")  # "Mon-Fr
 _CLOCK_RANGE_DASH = _re(r"(?<=\d:\d\d)\s?-\s?(?=\d{1,2}:\d\d(?!\d))")  # "9:00-17:00": "to"
 _MONTH_RANGE = _re(rf"\b({_MONTH_ABBR})\.?\s?-\s?({_MONTH_ABBR})\b\.?")  # "Jan-Mar"
 # "Mon., Tue. and Wed.", "Fri. 5 May": a weekday cut short, with its period, before a comma, a
-# date or a conjunction (not "Sun." alone: "The Sun.")
+# date or a conjunction, or after "on", "by", "until" ... (not "Sun." alone: "The Sun.")
 _WEEKDAY_ABBR = _re(
     rf"\b({_DAY_ABBR})\.(?=,|\s+(?:\d|{_MONTH_NAME}|(?:{_MONTH_ABBR})\b|(?:and|or|to|through|thru)\b))"
+    rf"|(\b(?:on|by|until|till|from|before|after|every|next|last|through) )({_DAY_ABBR})\."
 )
 
 
@@ -486,7 +487,11 @@ def _say_month_range(m: re.Match) -> str:
 
 
 def _say_weekday(m: re.Match) -> str:
-    return _WEEKDAYS[m.group(1).lower()]
+    if m.group(1):
+        return _WEEKDAYS[m.group(1).lower()]
+    day = _WEEKDAYS[m.group(3).lower()]  # "by Fri." ends a sentence unless a comma or a lower-case word follows
+    ends = _ends_sentence(m) or re.match(r"\s+[A-Z0-9]", m.string[m.end() :]) is not None
+    return m.group(2) + day + ("." if ends else "")
 
 
 def _say_weekday_range(m: re.Match) -> str:
@@ -559,10 +564,10 @@ _TRAILING_RE = _re(
 )
 _LATIN = {
     "etc": "et cetera", "vs": "versus", "approx": "approximately", "dept": "department",
-    "eg": "for example", "ie": "that is", "aka": "also known as",
+    "eg": "for example", "ie": "that is", "aka": "also known as", "ok": "okay",
 }  # fmt: skip
 _LATIN_RE = _re(
-    r"\b(?:etc|vs|approx|dept|aka)\b\.?|\be\.\s?g\b\.?|\bi\.\s?e\b\.?|\ba\.\s?k\.\s?a\b\.?", re.IGNORECASE
+    r"\b(?:etc|vs|approx|dept|aka)\b\.?|\be\.\s?g\b\.?|\bi\.\s?e\b\.?|\ba\.\s?k\.\s?a\b\.?|\bo\.\s?k\b\.?", re.IGNORECASE
 )
 # Words of a reference, abbreviated before a number ("Fig. 3", "pp. 12-15", "Vol. II").
 _REFERENCES = {
@@ -879,6 +884,12 @@ _VIDEO_LINES = _re(r"(?<![\w.,])(240|360|480|576|720|1080|1440|2160|4320)([pi])\
 _SHARP = _re(r"(?<![\w#])([A-G])#(?![\w#])")
 _CODE_DIGITS = _re(r"(?<=\b[A-Z])\d{3,}\b|(?<=\b[A-Z]{2})\d{3,}\b|(?<=\b[A-Z]{3})\d{3,}\b")  # "BA2490"
 _YEAR_NUMBER = _re(r"(?<![\w.,-])(1[1-9]\d\d|20\d\d)(?!\d|[.,]\d)")
+# A year by its era or after "year"/"AD", any century: "AD 1066", "1066 AD", "in the year 1066"
+_ERA = r"(?:BCE|BC|AD|CE|B ?C(?: ?E)?|A ?D|C ?E)"  # "A.D." is "A D" by now
+_ERA_YEAR = _re(
+    rf"(?<![\w.,])(\d{{1,4}})(?=\s?{_ERA}(?!\w))|(?<=\b(?:AD|CE) )(\d{{1,4}})\b(?![.,]\d)"
+    r"|(?<=\bA D )(\d{1,4})\b(?![.,]\d)|(?<=\b[Yy]ear )(\d{4})\b(?![.,]\d)"
+)
 _NUMBER = _re(rf"(?:(?<![\w.-])-)?{_NUM}|(?<![\w.])\.\d+")
 _LEFTOVER_DIGITS = _re(r"\d+")
 
@@ -972,6 +983,10 @@ def _say_range(m: re.Match) -> str:
     return _pad(m, spoken)
 
 
+def _say_era_year(m: re.Match) -> str:
+    return _pad(m, year(int(next(g for g in m.groups() if g))))
+
+
 def _say_year(m: re.Match) -> str:
     return _pad(m, year(int(m.group(1))))
 
@@ -1008,7 +1023,7 @@ _ORDER_WORDS = frozenset(
     " canto series movement vatican league division category schedule exhibit".split()
 )
 _ROMAN_VALUE = _re(r"(?:(XC|XL|L?X{0,3})(IX|IV|V?I{0,3}))", re.IGNORECASE)
-_ROMAN = _re(r"\b([A-Z][a-z]+|[a-z]+)([ \t]+)([IVXL]{1,7}|[ivxl]{2,7})\b(?![-'])")
+_ROMAN = _re(r"\b([A-Z][a-z]+|[a-z]+)([ \t]+)([IVXL]{1,7}|[ivxl]{2,7})\b(?!-)(?!'(?!s\b))")  # "III's"
 _LONE_I_FOLLOWS = _re(r"\s*(?:[,.;:!?)]|$|'s\b|\s+(?:of|and|was|had|who|died|ruled|reigned)\b)")
 _WORLD_WARS = _re(r"\bWW(II|I)\b")
 
@@ -1070,7 +1085,7 @@ _DOT_IN_WORD = _re(r"(?<=[A-Za-z0-9])\.(?=[A-Za-z0-9])")  # "file.txt", "Node.js
 
 _SPELLED_ACRONYMS = frozenset(
     "FBI CIA CEO CFO COO CTO EU UK UN USA UAE IBM IRS UFO AI API CPU GPU URL USB ATM EPA IOU IQ"
-    " ID IP ICU IPO DIY HIV BMI MIT PDF ETA VIP NBA UCLA LA FAQ EST EDT CET CEST AEST UTC".split()
+    " ID IP ICU IPO DIY HIV BMI MIT PDF ETA VIP NBA UCLA LA FAQ EST EDT CET CEST AEST UTC AD CE BCE".split()
 )
 # All-caps words with no A E I O U that are still words, mostly from shouted text.
 _VOWELLESS_WORDS = frozenset(
@@ -1234,6 +1249,7 @@ _RULES = (
     _Rule("mixed fraction", _MIXED_FRACTION, _say_mixed_fraction),
     _Rule("fraction", _FRACTION, _say_fraction),
     _Rule("range", _RANGE, _say_range),
+    _Rule("era year", _ERA_YEAR, _say_era_year),
     _Rule("year", _YEAR_NUMBER, _say_year),
     _Rule("number", _NUMBER, _say_number),
     _Rule("leftover digits", _LEFTOVER_DIGITS, _say_leftover_digits),
