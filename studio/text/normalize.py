@@ -68,6 +68,12 @@ _CHAR_MAP = {
     "\u00d7": "x",  # "2×" and "3×4" then reuse the ASCII multiplier rules
     "\u00f7": " divided by ",
     "\u00b1": " plus or minus ",
+    "\u221a": " square root of ",
+    "\u2248": " approximately ",
+    "\u221e": " infinity ",
+    **{ch: f" {name} " for ch, name in zip(
+        "\u03b1\u03b2\u03b3\u03b4\u0394\u03b8\u03bb\u03c0\u03c3\u03a3\u03c6\u03c9\u03a9",
+        "alpha beta gamma delta delta theta lambda pi sigma sigma phi omega omega".split())},
     "\u2264": " <= ",  # less than or equal to
     "\u2265": " >= ",
     "\u2260": " != ",
@@ -110,6 +116,10 @@ def _fold_char(ch: str) -> str:
     if unicodedata.category(ch) in ("Mn", "Mc", "Me", "Cf"):
         return ""  # accents and zero-width joiners sit inside words: dropping them keeps the word
     return " "  # a letter of another script, an emoji: never glue its neighbours together
+
+
+# "x²", "mc²", "5 m³": a power, after a letter or two, a digit or a bracket ("word²" is a footnote's mark)
+_SQUARED = _re("(?<=[\\w)])(?<![A-Za-z]{3})([\u00b2\u00b3])")
 
 
 def fold_unicode(text: str) -> str:
@@ -431,6 +441,26 @@ _DIALLED = _re(
 # "the 2024/25 season", "FY2023", "FY 24", "FY'24": years of a season or a fiscal year
 _SEASON = _re(r"(?<![\w./])((?:19|20)\d\d)/(\d\d)(?![\w/]|\.\d)")
 _FISCAL_YEAR = _re(r"\b(FY|CY|AY)\s?'?(\d{4}|\d{2})\b")
+
+
+_US_STATES = dict(zip(
+    "AL AK AZ AR CA CO CT DE DC FL GA HI ID IL IN IA KS KY LA ME MD MA MI MN MS MO MT NE NV NH NJ NM NY NC ND OH OK OR"
+    " PA RI SC SD TN TX UT VT VA WA WV WI WY".split(),
+    ["Alabama", "Alaska", "Arizona", "Arkansas", "California", "Colorado", "Connecticut", "Delaware", "D C", "Florida",
+     "Georgia", "Hawaii", "Idaho", "Illinois", "Indiana", "Iowa", "Kansas", "Kentucky", "Louisiana", "Maine",
+     "Maryland", "Massachusetts", "Michigan", "Minnesota", "Mississippi", "Missouri", "Montana", "Nebraska", "Nevada",
+     "New Hampshire", "New Jersey", "New Mexico", "New York", "North Carolina", "North Dakota", "Ohio", "Oklahoma",
+     "Oregon", "Pennsylvania", "Rhode Island", "South Carolina", "South Dakota", "Tennessee", "Texas", "Utah",
+     "Vermont", "Virginia", "Washington", "West Virginia", "Wisconsin", "Wyoming"],
+))  # fmt: skip
+# "Springfield, IL 62704(-1234)": a state and its ZIP code, read digit by digit
+_STATE_ZIP = _re(rf"(?<=, )({'|'.join(_US_STATES)})\s+(\d{{5}})(?:-(\d{{4}}))?(?![\w-])")  # after "City, "
+_PO_BOX = _re(r"\bP\.?\s?O\.?\s+(?=Box\b)", re.IGNORECASE)
+
+
+def _say_state_zip(m: re.Match) -> str:
+    spoken = f"{_US_STATES[m.group(1)]} {say_digits(m.group(2))}"
+    return spoken + (f", {say_digits(m.group(3))}" if m.group(3) else "")
 
 
 def _say_dialled(m: re.Match) -> str:
@@ -1214,6 +1244,8 @@ _RULES = (
     _Rule("dialled number", _DIALLED, _say_dialled),
     _Rule("season", _SEASON, _say_season),
     _Rule("fiscal year", _FISCAL_YEAR, _say_fiscal_year),
+    _Rule("state and zip", _STATE_ZIP, _say_state_zip),  # before "62704-1234" is a phone number
+    _Rule("po box", _PO_BOX, lambda m: "P O "),
     _Rule("phone", _PHONE, _say_phone),
     _Rule("digit chain", _DIGIT_CHAIN, _say_digit_chain),
     _Rule("time range", _TIME_RANGE_DASH, _say_time_range_dash),
@@ -1357,4 +1389,5 @@ def normalize(text: str) -> str:
     """
     if not isinstance(text, str):
         raise TextError(f"expected str, got {type(text).__name__}")
+    text = _SQUARED.sub(lambda m: " squared" if m.group(1) == "\u00b2" else " cubed", text)
     return _tidy(_apply(_RULES, _mark_number_sentence_starts(fold_unicode(text))))
