@@ -235,6 +235,10 @@ SCORES_AND_CODES = [
     ("I'M NOT GOING, MR. SMITH. CALL DR. WHO.", "I'M NOT GOING, Mister SMITH. CALL Doctor WHO."),
     ("SHH. Shh, brr, GRR! the nth time. Mmm, pst.", "SHUSH. Shush, burr, GURR! the enth time. Hmm, psst."),
     ("Nooo! Sooo good, Heyyy. Aaah! Hmmmm.", "No! So good, Hey. Ah! Hmm."),
+    # stammers, laughter and interjections espeak would spell out or misread
+    ("Wh-what? N-no! I-I don't know.", "what? no! I, I don't know."),
+    ("D-day, so-so, no-nonsense, one-on-one, re-read", "D-day, so-so, no-nonsense, one-on-one, re-read"),
+    ("Hahaha! Mhm. Eww. Aww. Hmph.", "Ha ha ha! Hmm hmm. Ew. Aw. Hmm."),
     ("an AAA battery, a bookkeeper", "an AAA battery, a bookkeeper"),
     ("USD 5, 5 USD, USD 3.50, EUR 1.2m, CHF 3.50, ₹500",
      "five US dollars, five US dollars, three US dollars and fifty cents, one point two million euros, "

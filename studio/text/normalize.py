@@ -1124,8 +1124,16 @@ _VOWELLESS_WORDS = frozenset(
 )
 _ACRONYM = _re(r"\b([A-Z]{2,5})(s?)\b")
 # Words espeak spells letter by letter ("shh" -> "ess aitch aitch"), respelled as they are said
-_INTERJECTION = _re(r"\b(?:(sh{2,})|(br{2,})|(gr{2,})|(nth)|(h?m{2,})|(pst))\b", re.IGNORECASE)
-_INTERJECTION_WORDS = ("shush", "burr", "gurr", "enth", "hmm", "psst")
+_INTERJECTION = _re(
+    r"\b(?:(sh{2,})|(br{2,})|(gr{2,})|(nth)|(h?m{2,})|(pst)|(mhm|m{1,2}-?hm{1,2})|(ew{2,})|(aw{2,})|(hmph))\b",
+    re.IGNORECASE,
+)
+_INTERJECTION_WORDS = ("shush", "burr", "gurr", "enth", "hmm", "psst", "hmm hmm", "ew", "aw", "hmm")
+_LAUGH = _re(r"\b(?:ha){2,}h?\b", re.IGNORECASE)  # "hahaha": "ha ha ha"
+# A stammer: "I-I", "N-no", "Wh-what": consonants that start the next word (espeak would spell them
+# out), or "I" twice. Not "so-so", "no-nonsense", "toe-to-toe", "D-day".
+_STAMMER = _re(r"\b(?:([b-df-hj-np-tv-xzB-DF-HJ-NP-TV-XZ]{1,3})-(?=\1[A-Za-z]*)(?!day\b)|(I)-(?=I\b))",
+               re.IGNORECASE)
 # A letter held three times or more is an elongation ("Nooo", "Sooo", "Heyyy"): espeak reads
 # "nooo" as "noo-oh", so it is said once. Not an acronym of one letter ("AAA", "XXX").
 _ELONGATED = _re(r"\b(?-i:(?![A-Z]{3}\b))[a-z]*([a-z])\1{2,}[a-z]*\b", re.IGNORECASE)
@@ -1171,6 +1179,15 @@ def _say_elongated(m: re.Match) -> str:
     word = re.sub(r"([a-z])\1{2,}", r"\1", m.group(0), flags=re.IGNORECASE)
     spoken = _LONE_VOWELS.get(word.lower())
     return _match_case(word, spoken) if spoken else word
+
+
+def _say_laugh(m: re.Match) -> str:
+    has = [m.group(0)[i : i + 2] for i in range(0, len(m.group(0)) - 1, 2)]
+    return " ".join(has)
+
+
+def _say_stammer(m: re.Match) -> str:
+    return "I, " if m.group(2) else ""  # "N-no" -> "no": the fragment is dropped
 
 
 def _say_interjection(m: re.Match) -> str:
@@ -1295,6 +1312,8 @@ _RULES = (
     _Rule("word slash", _WORD_SLASH, _say_word_slash),
     _Rule("symbol", _SYMBOL, _say_symbol),
     _Rule("dot in word", _DOT_IN_WORD, _say_dot_in_word),
+    _Rule("stammer", _STAMMER, _say_stammer),
+    _Rule("laugh", _LAUGH, _say_laugh),
     _Rule("interjection", _INTERJECTION, _say_interjection),
     _Rule("elongated", _ELONGATED, _say_elongated),
     _Rule("acronym", _ACRONYM, _say_acronym),
