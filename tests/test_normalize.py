@@ -236,7 +236,8 @@ SCORES_AND_CODES = [
     ("SHH. Shh, brr, GRR! the nth time. Mmm, pst.", "SHUSH. Shush, burr, GURR! the enth time. Hmm, psst."),
     ("Nooo! Sooo good, Heyyy. Aaah! Hmmmm.", "No! So good, Hey. Ah! Hmm."),
     # stammers, laughter and interjections espeak would spell out or misread
-    ("Wh-what? N-no! I-I don't know.", "what? no! I, I don't know."),
+    ("Wh-what? Stop. N-no! I-I don't know.", "What? Stop. No! I, I don't know."),
+    ("s-s-stop", "stop"),
     ("D-day, so-so, no-nonsense, one-on-one, re-read", "D-day, so-so, no-nonsense, one-on-one, re-read"),
     ("Hahaha! Mhm. Eww. Aww. Hmph.", "Ha ha ha! Hmm hmm. Ew. Aw. Hmm."),
     ("an AAA battery, a bookkeeper", "an AAA battery, a bookkeeper"),

@@ -1132,7 +1132,7 @@ _INTERJECTION_WORDS = ("shush", "burr", "gurr", "enth", "hmm", "psst", "hmm hmm"
 _LAUGH = _re(r"\b(?:ha){2,}h?\b", re.IGNORECASE)  # "hahaha": "ha ha ha"
 # A stammer: "I-I", "N-no", "Wh-what": consonants that start the next word (espeak would spell them
 # out), or "I" twice. Not "so-so", "no-nonsense", "toe-to-toe", "D-day".
-_STAMMER = _re(r"\b(?:([b-df-hj-np-tv-xzB-DF-HJ-NP-TV-XZ]{1,3})-(?=\1[A-Za-z]*)(?!day\b)|(I)-(?=I\b))",
+_STAMMER = _re(r"\b(?:([b-df-hj-np-tv-xzB-DF-HJ-NP-TV-XZ]{1,3})-(?:\1-)*(?!day\b)(\1[A-Za-z]*)|(I)-(?=I\b))",
                re.IGNORECASE)
 # A letter held three times or more is an elongation ("Nooo", "Sooo", "Heyyy"): espeak reads
 # "nooo" as "noo-oh", so it is said once. Not an acronym of one letter ("AAA", "XXX").
@@ -1187,7 +1187,10 @@ def _say_laugh(m: re.Match) -> str:
 
 
 def _say_stammer(m: re.Match) -> str:
-    return "I, " if m.group(2) else ""  # "N-no" -> "no": the fragment is dropped
+    if m.group(3):
+        return "I, "
+    word = m.group(2)  # "N-no" -> "No": the fragment is dropped, its capital kept (a sentence may start here)
+    return word[0].upper() + word[1:] if m.group(1)[0].isupper() else word
 
 
 def _say_interjection(m: re.Match) -> str:
