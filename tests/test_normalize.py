@@ -110,6 +110,8 @@ PERCENT_UNITS = [
     ("only $19.99/month", "only nineteen dollars and ninety-nine cents per month"),
     ("24 hrs/day, 7 days/wk", "twenty-four hours per day, seven days per week"),
     ("he/she", "he or she"),
+    ("a day/night cycle", "a day or night cycle"),
+    ("5 mg/kg", "five milligrams per kilogram"),
     ("up 9.1% y/y, 2% MoM", "up nine point one percent year over year, two percent month over month"),
     ("Mom said", "Mom said"),
     ("the Dow fell 300 pts", "the Dow fell three hundred points"),

@@ -597,7 +597,8 @@ _LATIN = {
     "eg": "for example", "ie": "that is", "aka": "also known as", "ok": "okay",
 }  # fmt: skip
 _LATIN_RE = _re(
-    r"\b(?:etc|vs|approx|dept|aka)\b\.?|\be\.\s?g\b\.?|\bi\.\s?e\b\.?|\ba\.\s?k\.\s?a\b\.?|\bo\.\s?k\b\.?", re.IGNORECASE
+    r"\b(?:etc|vs|approx|dept|aka)\b\.?|\be\.\s?g\b\.?|\bi\.\s?e\b\.?|\ba\.\s?k\.\s?a\b\.?|\bo\.\s?k\b\.?",
+    re.IGNORECASE,
 )
 # Words of a reference, abbreviated before a number ("Fig. 3", "pp. 12-15", "Vol. II").
 _REFERENCES = {
@@ -903,7 +904,8 @@ _SCORE = _re(
 )
 # "a 2:1 ratio", "odds of 3:1", "a 60:40 split": "to" only where a ratio is meant ("John 3:16" is not one)
 _RATIO = _re(
-    r"(?P<lead>\b(?i:odds|ratio)(?:\s+(?:of|is|was|are|were))?\s+)?(?<![\w.,:])(?P<a>\d{1,3}):(?P<b>\d{1,3})(?![\w:]|\.\d)"
+    r"(?P<lead>\b(?i:odds|ratio)(?:\s+(?:of|is|was|are|were))?\s+)?"
+    r"(?<![\w.,:])(?P<a>\d{1,3}):(?P<b>\d{1,3})(?![\w:]|\.\d)"
     r"(?(lead)|(?=\s+(?:ratio|odds|split|majority|margin|win|victory|lead|scale)\b))"
 )
 _POWER = _re(rf"(?<![\w.,])({_NUM})\s?\^\s?(-?\d{{1,3}})(?![\w.])")  # "10^6"
@@ -1099,14 +1101,15 @@ _SYMBOL = _re(r"([&@+=%°])\1{2,}|[&@+=%°]")  # a run of three or more is a rul
 _WITH = _re(r"\b[wW]/(?:o\b|(?=\s))|\b[bB]/c\b")  # "w/", "w/o" and "b/c"
 _AND_OR = _re(r"\b(and|And)/or\b")
 _WORD_SLASH = _re(r"(?<=[A-Za-z])\s*/\s*(?=[A-Za-z])")
-# "$19.99/month", "24 hrs/day", "5 days/wk": a rate, read "per" (before "/" is read "or")
+# "$19.99/month", "24 hrs/day", "5 days/wk": a number (and its unit) per something, read "per"
+# before the numbers become words ("day/night" is no rate: "/" is read "or" there)
 _PER_SLASH = _re(
-    r"(?<=[\w%])\s?/\s?(second|sec|s|minute|min|hour|hr|h|day|night|week|wk|month|mo|year|yr|person|head"
-    r"|user|seat|unit|item|piece|serving|page|word|visit|game|mile|gallon)\b",
+    r"(\d(?:[\d.,]*\d)?%?(?:\s?[A-Za-z]{1,8})?)\s?/\s?(second|sec|s|minute|min|hour|hr|h|day|night|week|wk"
+    r"|month|mo|year|yr|person|head|user|seat|unit|item|piece|serving|page|word|visit|game|mile|gallon|kg|lb)\b",
     re.IGNORECASE,
 )
 _PER_UNIT = {"sec": "second", "s": "second", "min": "minute", "hr": "hour", "h": "hour", "wk": "week", "mo": "month",
-             "yr": "year"}  # fmt: skip
+             "yr": "year", "kg": "kilogram", "lb": "pound"}  # fmt: skip
 # "y/y", "YoY", "m/m", "q/q": growth against the same period before
 _OVER_PERIOD = _re(r"\b(?:([ymqwYMQW])/\1|([YMQ])o\2)\b")  # not "Mom"
 _PERIOD_WORDS = {"y": "year", "m": "month", "q": "quarter", "w": "week"}
@@ -1158,8 +1161,8 @@ def _say_and_or(m: re.Match) -> str:
 
 
 def _say_per_slash(m: re.Match) -> str:
-    unit = m.group(1)
-    return f" per {_match_case(unit, _PER_UNIT[unit.lower()]) if unit.lower() in _PER_UNIT else unit}"
+    amount, unit = m.groups()
+    return f"{amount} per {_match_case(unit, _PER_UNIT[unit.lower()]) if unit.lower() in _PER_UNIT else unit}"
 
 
 def _say_over_period(m: re.Match) -> str:
@@ -1278,6 +1281,7 @@ _RULES = (
     _Rule("duplicate digits", _DUPLICATE_DIGITS, _say_duplicate_digits),
     _Rule("circa", _CIRCA, _say_circa),
     _Rule("comparison", _COMPARISON, _say_comparison),
+    _Rule("per", _PER_SLASH, _say_per_slash),  # before "$19.99" and "24 hrs" become words
     _Rule("currency code", _CURRENCY_CODE, _say_currency_code),
     _Rule("money", _MONEY, _say_money),
     _Rule("cents", _CENTS, _say_cents),
@@ -1309,7 +1313,6 @@ _RULES = (
     _Rule("roman numeral", _ROMAN, _say_roman),
     _Rule("capitals and", _CAPITALS_AND, _say_capitals_and),
     _Rule("and/or", _AND_OR, _say_and_or),
-    _Rule("per", _PER_SLASH, _say_per_slash),
     _Rule("over period", _OVER_PERIOD, _say_over_period),
     _Rule("with", _WITH, _say_with),
     _Rule("word slash", _WORD_SLASH, _say_word_slash),
