@@ -165,6 +165,12 @@ _SPEAKER_NAME = r"[^\W\d][\w.'-]{0,39}"  # one word starting with a letter
 # A screenplay's extension after the name is a note for the actor, not part of it: "ANNA (V.O.):",
 # "JOHN (CONT'D):"
 _SPEAKER = re.compile(rf"(?P<name>{_SPEAKER_NAME})(?:\s*\([^()\n]{{1,24}}\))?\s*:(?=\s|$)")
+
+
+def line_speaker(line: str) -> str | None:
+    """The speaker label a script line starts with ("ANNA (V.O.): Hi." -> "ANNA"), or None."""
+    m = _SPEAKER.match(line.strip())
+    return m["name"] if m else None
 _CAST = re.compile(r"@cast\s+(?P<name>[^\s=]+)\s*=\s*(?P<voice>[^\s=]+)(?P<rest>(?:\s.*)?)")
 _SAY = re.compile(r"@say\s+(?P<word>[^\s=]+)\s*=\s*(?P<value>.*?)\s*")
 _SAY_WORD = re.compile(r"[^\W_][\w'.-]{0,39}")

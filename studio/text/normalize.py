@@ -614,7 +614,7 @@ _REFERENCE = _re(
 # Words cut short with a period that is no sentence end when a number follows ("No. 5", "est. 1990")
 _ABBREVIATED_WORDS = frozenset(
     [*_TITLES, *_TRAILING, *_LATIN, *_REFERENCES]
-    + "no nos est ca circa approx tel ext ref ed eds vs dr st op cit ibid fl cf sq yr yrs".split()
+    + "no nos est ca circa ref ed eds dr st op cit ibid fl cf sq yr yrs".split()
     + [*_WEEKDAYS]
 )
 _DR_ST = _re(r"\b(?:Dr|St)\b\.?|\b(?:dr|st|DR|ST)\.")
@@ -812,7 +812,7 @@ _NOT_A_NOUN = {
 }  # fmt: skip
 _UNIT = _re(
     rf"({_QTY})(\s?|-)({'|'.join(re.escape(u) for u in sorted(_UNITS, key=len, reverse=True))})"
-    r"(?!\w)(?!/(?!(?:day|night|week|wk|month|mo|year|yr)\b))"  # "24 hrs/day" is a unit and a rate
+    r"(?![\w/])"
 )
 
 

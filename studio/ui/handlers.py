@@ -40,7 +40,7 @@ from studio.render import (
     render_line,
     voice_names,
 )
-from studio.script import check_cues, parse_subtitles
+from studio.script import check_cues, line_speaker, parse_subtitles
 from studio.text import TextError
 
 log = logging.getLogger(__name__)
@@ -171,8 +171,7 @@ def detect_cast(script: str) -> list[list[str]]:
     (case aside) or whose name it is ("Sally"), or else a suggestion: the least used voice, to keep
     the characters apart (Apply writes it as an @cast line)."""
     cast = {k.casefold(): v for k, v in re.findall(r"^@cast\s+(\S+)\s*=\s*(\S+)", script, flags=re.M)}
-    speakers = dict.fromkeys(re.findall(r"^([^\W\d][\w.'-]{0,39})(?:\s*\([^()\n]{1,24}\))?\s*:\s", script,
-                                        flags=re.M))
+    speakers = dict.fromkeys(name for line in script.splitlines() if (name := line_speaker(line)))
     voices = [v.id for v in get_engine().voices()]
     by_fold = {v.casefold(): v for v in voices}
     names = voice_names(get_engine())
