@@ -184,3 +184,100 @@ def test_gta_mels_line_up_with_the_audio_and_feed_the_vocoder(tmp_path, tiny_che
     gta = torch.from_numpy(np.load(tmp_path / "gta" / f"{item['id']}.npy").astype(np.float32))
     hits = [s for s in range(len(gta) - 9) if torch.equal(item["mel"], gta[s : s + 10])]
     assert hits and item["wav"].shape == (10 * 200,)
+
+
+# ---------------------------------------------------------------- linear prediction (LPCNet-style)
+
+
+def test_mu_law_boundaries_encode_like_torchaudio():
+    from studio.vocoders.wavenet import mu_law_boundaries
+
+    x = torch.cat([torch.rand(20000) * 2 - 1, torch.linspace(-1, 1, 1001), torch.tensor([-1.5, 2.0])])
+    for c in (32, 256):
+        assert torch.equal(torch.bucketize(x, mu_law_boundaries(c), right=True), mu_law_encode(x, c))
+
+
+def test_levinson_recovers_an_autoregressive_process():
+    from studio.vocoders.wavenet import levinson
+
+    true = torch.tensor([1.3, -0.8, 0.2], dtype=torch.float64)  # x[n] = 1.3 x[n-1] - 0.8 x[n-2] + 0.2 x[n-3] + w
+    g = torch.Generator().manual_seed(0)
+    w = torch.randn(200000, generator=g, dtype=torch.float64)
+    x = torch.zeros_like(w)
+    for n in range(3, len(w)):  # a pure-Python loop over numbers is fine at this length
+        x[n] = true[0] * x[n - 1] + true[1] * x[n - 2] + true[2] * x[n - 3] + w[n]
+    r = torch.stack([(x[: len(x) - k] * x[k:]).mean() for k in range(4)])[None]
+    torch.testing.assert_close(levinson(r, 3)[0], true, atol=0.02, rtol=0)
+
+
+def _lpc_tiny(**kw):
+    from studio.audio import AudioConfig
+
+    a = AudioConfig()
+    return tiny(hop_length=a.hop_length, lpc_order=8, preemphasis=0.86, **kw)
+
+
+def test_the_predictor_read_off_the_mel_predicts_the_waveform():
+    from studio.audio import AudioConfig, mel_spectrogram
+    from studio.vocoders.wavenet import preemphasize
+
+    audio = AudioConfig()
+    t = torch.arange(int(0.5 * audio.sample_rate)) / audio.sample_rate
+    g = torch.Generator().manual_seed(1)
+    # a buzzy vowel-like sound: harmonics of 120 Hz under a low-pass envelope, plus a little noise
+    wav = sum(torch.sin(2 * math.pi * 120 * k * t) / k**1.5 for k in range(1, 30)) * 0.1
+    wav = wav + 0.001 * torch.randn(len(t), generator=g)
+    model = WaveNet(_lpc_tiny())
+    x = preemphasize(wav, 0.86)[None]
+    lpc = model.lpc(mel_spectrogram(wav, audio)[None])
+    assert lpc.shape == (1, len(wav) // audio.hop_length + 1, 8) and torch.isfinite(lpc).all()
+    e = x - model.predict(x, lpc)
+    gain_db = 10 * math.log10(float(x.var() / e.var()))
+    assert gain_db > 8.0, gain_db  # measured 11.1
+
+
+def test_lpc_incremental_generation_equals_full_convolution_and_is_causal():
+    torch.manual_seed(3)
+    model = WaveNet(_lpc_tiny()).eval()
+    mel, spk = torch.randn(2, 3, 80) - 2, torch.tensor([0, 1])
+    x = (torch.randn(2, 500) * 0.2).clamp(-1, 1)
+    with torch.no_grad():
+        full = model.logits(x, mel, spk)
+        incremental = model.generate(mel, spk, teacher=x)
+        y = x.clone()
+        y[:, 300:] += 0.3
+        later = model.logits(y, mel, spk)
+    torch.testing.assert_close(incremental, full, rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(later[..., :301], full[..., :301])
+    assert not torch.allclose(later[..., 302:], full[..., 302:])
+
+
+def test_lpc_vocoder_generates_floats_and_trains():
+    from studio.training.dataset import collate_vocoder
+    from studio.vocoders.wavenet import WaveNetVocoder
+
+    torch.manual_seed(0)
+    model = WaveNet(_lpc_tiny(fold_seconds=0.05, fold_overlap_seconds=0.0125))
+    mel = (torch.randn(30, 80) - 3).numpy()
+    wav = WaveNetVocoder(model).infer(mel, seed=4)
+    assert wav.shape == (30 * 200,) and np.isfinite(wav).all() and np.abs(wav).max() <= 1.0
+    assert np.array_equal(wav, WaveNetVocoder(model).infer(mel, seed=4))
+    batch = collate_vocoder([{"id": "a", "wav": torch.from_numpy(wav[:800].copy()), "mel": torch.from_numpy(mel[:4]),
+                              "speaker": 1}], 32, 0.86)
+    out = model(batch)
+    out["loss"].backward()
+    assert torch.isfinite(out["loss"]) and model.input_residual.weight.grad.abs().sum() > 0
+
+
+def test_lpc_noise_injection_perturbs_inputs_only_in_training():
+    torch.manual_seed(0)
+    model = WaveNet(_lpc_tiny(lpc_noise=2.0))
+    x = (torch.randn(1, 400) * 0.2).clamp(-1, 1)
+    noisy = model._noisy(x)
+    step = (mu_law_encode(noisy, 32) - mu_law_encode(x, 32)).float()
+    assert 0.5 < float(step.abs().mean()) < 3.0  # about 2 classes of noise
+    mel = torch.randn(1, 3, 80) - 2
+    batch = {"wav": x, "mel": mel, "speaker": torch.tensor([0])}
+    assert not torch.equal(model(batch)["loss"], model(batch)["loss"])  # a fresh draw each step
+    model.eval()
+    assert torch.equal(model(batch)["loss"], model(batch)["loss"])

@@ -288,6 +288,6 @@ def collate_vocoder(batch: list[dict], quantize_channels: int, preemphasis: floa
     from studio.vocoders.wavenet import mu_law_encode, preemphasize
 
     wav = preemphasize(torch.stack([b["wav"] for b in batch]), preemphasis)  # (B, T_wav)
-    return {"ids": [b["id"] for b in batch], "audio": mu_law_encode(wav, quantize_channels),
+    return {"ids": [b["id"] for b in batch], "audio": mu_law_encode(wav, quantize_channels), "wav": wav.clamp(-1, 1),
             "mel": torch.stack([b["mel"] for b in batch]),  # (B, T_mel, n_mels)
             "speaker": torch.tensor([b["speaker"] for b in batch])}

@@ -196,6 +196,7 @@ def main(argv: list[str] | None = None) -> None:
         from studio.training.dataset import VocoderDataset, collate_vocoder
 
         mcfg.n_mels, mcfg.hop_length, mcfg.sample_rate = audio.n_mels, audio.hop_length, audio.sample_rate
+        mcfg.n_fft, mcfg.fmin, mcfg.fmax = audio.n_fft, audio.fmin, audio.fmax
         mcfg.n_speakers = len(ds.speakers)
         vds = VocoderDataset(ds, seed=tcfg.seed, mel_dir=args.gta, min_epoch=200 * tcfg.batch_size)
     else:
