@@ -281,3 +281,20 @@ def test_lpc_noise_injection_perturbs_inputs_only_in_training():
     assert not torch.equal(model(batch)["loss"], model(batch)["loss"])  # a fresh draw each step
     model.eval()
     assert torch.equal(model(batch)["loss"], model(batch)["loss"])
+
+
+def test_sample_floor_never_draws_the_unlikely_tail():
+    torch.manual_seed(0)
+    model = WaveNet(tiny()).eval()
+    probs = torch.cat([torch.full((16,), 0.3 / 16), torch.full((16,), 0.7 / 16)])  # tail 0.019 each, head 0.044
+    with torch.no_grad():
+        model.head[3].weight.zero_()
+        model.head[3].bias.copy_(probs.log())
+    mel, spk = torch.randn(1, 40, 80), torch.tensor([0])
+    free = model.generate(mel, spk, seed=5)
+    assert (free < 16).float().mean() > 0.2  # about 30% of draws land in the tail
+    model.cfg.sample_floor = 0.025
+    floored = model.generate(mel, spk, seed=5)
+    assert floored.min() >= 16 and torch.equal(floored, model.generate(mel, spk, seed=5))
+    model.cfg.sample_floor = 1.0  # capped below 1 / C: still a valid draw, never an empty distribution
+    assert model.generate(mel, spk, seed=5).min() >= 16

@@ -71,6 +71,7 @@ class WaveNetConfig:
     fold_seconds: float = 0.05  # segment length generated in parallel (chosen by measurement, see README)
     fold_overlap_seconds: float = 0.0125  # cross-faded overlap between segments
     temperature: float = 1.0  # softmax temperature when sampling
+    sample_floor: float = 0.0  # subtract this from every class's probability before sampling (LPCNet: 0.002)
     postfilter_db: float = 12.0  # `audio.match_mel` after generation: largest gain per band (0: off)
     postfilter_iterations: int = 2
 
@@ -356,7 +357,9 @@ class WaveNet(nn.Module):
           tanh(a) * sigmoid(b) (torch's CPU tanh is several times slower than its sigmoid);
         - the gated outputs of all layers land side by side, and the skip connections are one
           matrix product over all of them (the sum of the per-layer 1x1 convolutions);
-        - sampling inverts the softmax's CDF at uniform draws made up front.
+        - sampling inverts the softmax's CDF at uniform draws made up front; with `sample_floor`
+          every probability is lowered by it first (floored at 0), so the unlikely tail that
+          makes clicks is never drawn (as LPCNet samples), and the draw scales to the new total.
 
         With `teacher` (B, T_wav) mu-law classes, each step is fed the true previous sample and
         the logits are returned instead of samples: this equals `logits` (tested).
@@ -380,6 +383,7 @@ class WaveNet(nn.Module):
         B, dev = c.shape[0], c.device
         T = c.shape[-1] * hop if teacher is None else teacher.shape[1]
         temp = 1.0 if teacher is not None else cfg.temperature if temperature is None else temperature
+        floor = min(cfg.sample_floor, 0.99 / C)  # below 1 / C, something is always left to draw
         blocks = list(self.blocks)
         L = len(blocks)
         res_scale, skip_scale = math.sqrt(0.5), math.sqrt(1.0 / L)
@@ -418,6 +422,7 @@ class WaveNet(nn.Module):
             draws = torch.rand(T, B, 1, generator=gen, device=dev).unbind(0)
             probs = torch.empty(B, C, device=dev)
             cdf = torch.empty(B, C, device=dev)
+            scaled = torch.empty(B, 1, device=dev)
         else:
             out = torch.empty(T, B, C, device=dev)
         rows = out.unbind(0)
@@ -456,8 +461,11 @@ class WaveNet(nn.Module):
             if teacher is None:
                 torch.addmm(b2, hidden, h2, out=logits)
                 torch.softmax(logits, dim=1, out=probs)
+                if floor:
+                    probs.sub_(floor).clamp_(min=0.0)
                 torch.cumsum(probs, dim=1, out=cdf)
-                prev = torch.searchsorted(cdf, draws[t], out=rows[t]).clamp_(max=C - 1)[:, 0]
+                u = torch.mul(draws[t], cdf[:, -1:], out=scaled) if floor else draws[t]
+                prev = torch.searchsorted(cdf, u, out=rows[t]).clamp_(max=C - 1)[:, 0]
             else:
                 torch.addmm(b2, hidden, h2, out=rows[t])
                 prev = teacher[:, t]
