@@ -151,7 +151,8 @@ def test_train_infer_resume(tmp_path):
 
     # fine-tune the exported r=4 model at r=2
     res = subprocess.run(cmd[:6] + ["--out", str(tmp_path / "r2"), "--init", str(tmp_path / "ship" / "tacotron.pt"),
-                                    "--set", "model.r=2", "--set", "train.max_steps=4", "--set", "train.batch_size=4"],
+                                    "--set", "model.r=2", "--set", "train.max_steps=4", "--set", "train.batch_size=4",
+                                    "--set", "train.lr=5e-4"],
                          cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr[-2000:]
     assert "initialising an r=2 model from an r=4 checkpoint" in res.stderr
@@ -159,12 +160,15 @@ def test_train_infer_resume(tmp_path):
     r4 = load_checkpoint(tmp_path / "ship" / "tacotron.pt")["config"]
     assert r2["r"] == 2 and r2["max_steps_per_token"] == 2 * r4["max_steps_per_token"]
 
-    # resuming that run keeps its own settings (the tiny architecture, the doubled limits), not defaults
-    res = subprocess.run(cmd[:6] + ["--out", str(tmp_path / "r2"), "--set", "train.max_steps=6",
-                                    "--set", "train.batch_size=4"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    # resuming that run keeps its own settings (the tiny architecture, the doubled limits, the batch size and
+    # learning rate it was given), not defaults; --set still changes one
+    res = subprocess.run(cmd[:6] + ["--out", str(tmp_path / "r2"), "--set", "train.max_steps=6"],
+                         cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr[-2000:]
     resumed = load_checkpoint(tmp_path / "r2" / "last.pt")
     assert resumed["train_state"]["step"] == 6 and resumed["config"] == r2
+    train = resumed["train_state"]["train"]
+    assert (train["batch_size"], train["lr"], train["max_steps"]) == (4, 5e-4, 6)
 
 
 def test_ddp_two_processes_on_gloo(tmp_path):

@@ -162,7 +162,7 @@ def main(argv: list[str] | None = None) -> None:
     Model, ModelConfig = model_family(args.model)
     audio, mcfg, tcfg = AudioConfig(), ModelConfig(), TrainConfig()
     # A run folder with last.pt resumes with its own settings (architecture, decoding limits, voices,
-    # symbols); otherwise --init's. Defaults would silently undo what an --init conversion set.
+    # symbols, and the training settings it was last run with); otherwise --init's. Defaults would silently undo what an --init conversion set.
     last = args.out / "last.pt"
     run_blob = load_checkpoint(last) if last.exists() else None
     init_blob = load_checkpoint(args.init) if args.init and run_blob is None else None
@@ -170,6 +170,9 @@ def main(argv: list[str] | None = None) -> None:
     if base_blob:  # the architecture must match the weights we start from
         audio = AudioConfig.from_dict(base_blob["audio"])
         mcfg = config_from_dict(ModelConfig, base_blob["config"])
+    if run_blob and (run_blob.get("train_state") or {}).get("train"):  # resuming keeps the run's lr, batch, ...
+        tcfg = config_from_dict(TrainConfig, run_blob["train_state"]["train"])
+        log.info("resuming with the run's own training settings (--set train.KEY=VALUE changes one)")
     targets = {"model": mcfg, "train": tcfg, "audio": audio}
     if args.config:
         apply_json(args.config, targets)

@@ -167,6 +167,7 @@ class Trainer:
                 "train_seconds": self.train_seconds,
                 "torch_rng": torch.get_rng_state(),
                 "python_rng": _to_list(random.getstate()),
+                "train": dataclasses.asdict(self.cfg),  # a resume without --set keeps these (train.py)
             }
             if self.ema is not None and self._ema_ready:
                 train_state["ema"] = {k: v.detach().cpu() for k, v in self.ema.state_dict().items()}
