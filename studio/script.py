@@ -171,6 +171,8 @@ def line_speaker(line: str) -> str | None:
     """The speaker label a script line starts with ("ANNA (V.O.): Hi." -> "ANNA"), or None."""
     m = _SPEAKER.match(line.strip())
     return m["name"] if m else None
+
+
 _CAST = re.compile(r"@cast\s+(?P<name>[^\s=]+)\s*=\s*(?P<voice>[^\s=]+)(?P<rest>(?:\s.*)?)")
 _SAY = re.compile(r"@say\s+(?P<word>[^\s=]+)\s*=\s*(?P<value>.*?)\s*")
 _SAY_WORD = re.compile(r"[^\W_][\w'.-]{0,39}")

@@ -27,7 +27,8 @@ like the envelope, and the network only has to model what the envelope does not 
 The sampled waveform then goes through a post-filter (`studio.audio.match_mel`): two passes that
 rescale its STFT band by band toward the mel it was conditioned on, keeping its phase and the
 waveform within each band. On copy synthesis of 40 held-out lines with the CPU-trained weights
-(step 9,155) it took STOI from 0.82 to 0.94 and PESQ from 1.33 to 2.00 (README).
+(step 9,155) it took STOI from 0.82 to 0.94 and PESQ from 1.33 to 2.00; the LPC weights at step
+18,942 went from 1.58 and 0.876 without it to 2.23 and 0.951 with it (README).
 """
 
 from __future__ import annotations
