@@ -152,7 +152,7 @@ def test_train_infer_resume(tmp_path):
     # fine-tune the exported r=4 model at r=2
     res = subprocess.run(cmd[:6] + ["--out", str(tmp_path / "r2"), "--init", str(tmp_path / "ship" / "tacotron.pt"),
                                     "--set", "model.r=2", "--set", "train.max_steps=4", "--set", "train.batch_size=4",
-                                    "--set", "train.lr=5e-4"],
+                                    "--set", "train.lr=5e-4", "--set", "train.num_workers=1"],
                          cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr[-2000:]
     assert "initialising an r=2 model from an r=4 checkpoint" in res.stderr
@@ -169,6 +169,7 @@ def test_train_infer_resume(tmp_path):
     assert resumed["train_state"]["step"] == 6 and resumed["config"] == r2
     train = resumed["train_state"]["train"]
     assert (train["batch_size"], train["lr"], train["max_steps"]) == (4, 5e-4, 6)
+    assert train["num_workers"] == 0  # the machine's settings are not the run's
 
 
 def test_ddp_two_processes_on_gloo(tmp_path):

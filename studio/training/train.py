@@ -35,6 +35,11 @@ SAMPLE_SENTENCES = [
 ]
 
 
+# Training settings that belong to the machine or the sitting, not the run: a run resumed elsewhere
+# (a GPU slot's last.pt on the CPU) starts them from the defaults again.
+MACHINE_SETTINGS = frozenset({"threads", "num_workers", "max_minutes", "amp", "amp_cpu"})
+
+
 def model_family(name: str):
     if name == "wavenet":
         from studio.vocoders.wavenet import WaveNet, WaveNetConfig
@@ -171,7 +176,8 @@ def main(argv: list[str] | None = None) -> None:
         audio = AudioConfig.from_dict(base_blob["audio"])
         mcfg = config_from_dict(ModelConfig, base_blob["config"])
     if run_blob and (run_blob.get("train_state") or {}).get("train"):  # resuming keeps the run's lr, batch, ...
-        tcfg = config_from_dict(TrainConfig, run_blob["train_state"]["train"])
+        kept = {k: v for k, v in run_blob["train_state"]["train"].items() if k not in MACHINE_SETTINGS}
+        tcfg = config_from_dict(TrainConfig, kept)
         log.info("resuming with the run's own training settings (--set train.KEY=VALUE changes one)")
     targets = {"model": mcfg, "train": tcfg, "audio": audio}
     if args.config:
