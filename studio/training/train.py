@@ -167,7 +167,8 @@ def main(argv: list[str] | None = None) -> None:
     Model, ModelConfig = model_family(args.model)
     audio, mcfg, tcfg = AudioConfig(), ModelConfig(), TrainConfig()
     # A run folder with last.pt resumes with its own settings (architecture, decoding limits, voices,
-    # symbols, and the training settings it was last run with); otherwise --init's. Defaults would silently undo what an --init conversion set.
+    # symbols, and the training settings it was last run with); otherwise --init's. Defaults would
+    # silently undo what an --init conversion set.
     last = args.out / "last.pt"
     run_blob = load_checkpoint(last) if last.exists() else None
     init_blob = load_checkpoint(args.init) if args.init and run_blob is None else None
