@@ -13,6 +13,7 @@ import gc
 import logging
 import resource
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -105,7 +106,9 @@ def evaluate_speed(engine, limit: int = 5, models: list[str] | None = None, voco
         t_peer = _time(librosa_gl, repeat=1)
         result["peers"]["griffinlim_vs_librosa"] = {"ours_s": round(t_ours, 3), "peer_s": round(t_peer, 3),
                                                     "ratio": round(t_ours / t_peer, 3), "audio_s": seconds}
-        result["wavenet_generation"] = wavenet_speed()
+        # the served WaveNet, else the work in progress (`checkpoints/wip/`), else random weights
+        found = [p for p in (engine.dir / "wavenet.pt", engine.dir / "wip" / "wavenet.pt") if p.is_file()]
+        result["wavenet_generation"] = wavenet_speed(checkpoint=found[0] if found else None)
     gc.collect()
     result["peak_rss_mb"] = round(_rss_mb(), 1)
     return result
@@ -137,19 +140,25 @@ def time_to_first_audio(engine, model: str, voice: str, sentences: list[str]) ->
     return time.perf_counter() - t
 
 
-def wavenet_speed(line_seconds: tuple[float, ...] = (1.0, 3.0), naive_seconds: float = 0.25) -> dict:
-    """WaveNet generation speed at the shipped size (random weights: speed does not depend on
-    training): folded batch generation of a short and a long line, fold sizes around the
-    default, naive sample-by-sample (one sequence, no folding), and torchaudio's WaveRNN."""
+def wavenet_speed(line_seconds: tuple[float, ...] = (1.0, 3.0), naive_seconds: float = 0.25,
+                  checkpoint: str | Path | None = None) -> dict:
+    """WaveNet generation speed: folded batch generation of a short and a long line, fold sizes
+    around the default, naive sample-by-sample (one sequence, no folding), and torchaudio's
+    WaveRNN. With `checkpoint`, its model and settings (an LPC model costs more a sample);
+    without, the default config with random weights (speed does not depend on training)."""
     from torchaudio.models import WaveRNN
 
     from studio.vocoders.wavenet import WaveNet, WaveNetConfig, WaveNetVocoder
 
     audio = AudioConfig()
     torch.manual_seed(0)
-    cfg = WaveNetConfig(n_mels=audio.n_mels, hop_length=audio.hop_length, sample_rate=audio.sample_rate)
-    model = WaveNet(cfg).eval()
-    voc = WaveNetVocoder(model, audio=audio)  # the post-filter too, as the engine runs it
+    if checkpoint is not None:
+        voc = WaveNetVocoder.from_checkpoint(checkpoint)
+        model, cfg = voc.model, voc.cfg
+    else:
+        cfg = WaveNetConfig(n_mels=audio.n_mels, hop_length=audio.hop_length, sample_rate=audio.sample_rate)
+        model = WaveNet(cfg).eval()
+        voc = WaveNetVocoder(model, audio=audio)  # the post-filter too, as the engine runs it
     default_fold = cfg.fold_seconds
     folds = {}
     for fold_s in sorted({0.025, 0.05, 0.1, 0.2, 0.4, default_fold}):
@@ -169,7 +178,9 @@ def wavenet_speed(line_seconds: tuple[float, ...] = (1.0, 3.0), naive_seconds: f
     return {
         "parameters": sum(p.numel() for p in model.parameters()),
         "receptive_field": model.receptive_field,
-        "layers": f"{cfg.stacks}x{cfg.layers}, {cfg.residual_channels} residual / {cfg.gate_channels} gate channels",
+        "layers": f"{cfg.stacks}x{cfg.layers}, {cfg.residual_channels} residual / {cfg.gate_channels} gate channels"
+                  + (f", order-{cfg.lpc_order} predictor" if cfg.lpc_order else ""),
+        "checkpoint": str(checkpoint) if checkpoint else None,
         "folded_rtf": max(rtf.values()),  # the worse of a short and a long line
         "folded_rtf_by_line": {f"{k:g}s": v for k, v in rtf.items()},
         "fold_seconds": default_fold,
