@@ -218,6 +218,28 @@ def test_voice_and_model_cards():
     assert Path(h.voice_sample("awb", "tacotron", "griffinlim", h.new_session())).is_file()
 
 
+def test_model_card_of_a_wavenet_shows_its_architecture_and_copy_synthesis(tmp_path):
+    from studio.audio import AudioConfig
+    from studio.checkpoint import save_checkpoint
+    from studio.engine import Engine
+    from studio.vocoders.wavenet import WaveNet, WaveNetConfig
+    from tests.conftest import SPEAKERS
+
+    cfg = WaveNetConfig(layers=2, stacks=1, residual_channels=4, gate_channels=8, skip_channels=4, n_speakers=3,
+                        lpc_order=16)
+    copy = {"lines": 40, "pesq": 2.5, "griffinlim_pesq": 2.39, "stoi": 0.964, "griffinlim_stoi": 0.961}
+    save_checkpoint(tmp_path / "wavenet.pt", WaveNet(cfg), "wavenet", cfg, AudioConfig(), None, SPEAKERS,
+                    metrics={"steps": 12, "copy_synthesis": copy})
+    before = h.get_engine()
+    h.set_engine(Engine(tmp_path))
+    try:
+        card = h.model_cards()
+    finally:
+        h.set_engine(before)
+    assert "### wavenet (wavenet, vocoder)" in card and "1 x 2 dilated causal layers" in card
+    assert "order-16 predictor" in card and "PESQ 2.5 (Griffin-Lim 2.39), STOI 0.964 (Griffin-Lim 0.961)" in card
+
+
 # ---------------------------------------------------------------------------------------------
 # the served app
 

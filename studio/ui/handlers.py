@@ -709,6 +709,18 @@ def model_cards() -> str:
                          f"{cfg.get('attention')} attention, decoder LSTMs {cfg.get('attention_rnn_dim')}/"
                          f"{cfg.get('decoder_rnn_dim')}, r = {cfg.get('r')}, postnet {cfg.get('postnet_layers')} "
                          "convs.")
+        if m.model_type == "wavenet":
+            predictor = f" over the residual of an order-{cfg['lpc_order']} predictor read off the mel" \
+                if cfg.get("lpc_order") else ""
+            lines.append(f"Architecture: {cfg.get('stacks')} x {cfg.get('layers')} dilated causal layers, "
+                         f"{cfg.get('residual_channels')} residual / {cfg.get('gate_channels')} gate channels, "
+                         f"{cfg.get('quantize_channels')}-class mu-law softmax{predictor}; a line is generated "
+                         f"in {cfg.get('fold_seconds')} s folds side by side, then post-filtered toward the mel.")
+            copy = metrics.get("copy_synthesis")
+            if copy:
+                lines.append(f"Copy synthesis of {copy.get('lines')} held-out teacher lines: PESQ {copy.get('pesq')} "
+                             f"(Griffin-Lim {copy.get('griffinlim_pesq')}), STOI {copy.get('stoi')} "
+                             f"(Griffin-Lim {copy.get('griffinlim_stoi')}).")
         q = reports.get(f"quality_{m.name}_griffinlim")
         if q and "overall" in q:
             o = q["overall"]
