@@ -106,9 +106,8 @@ def evaluate_speed(engine, limit: int = 5, models: list[str] | None = None, voco
         t_peer = _time(librosa_gl, repeat=1)
         result["peers"]["griffinlim_vs_librosa"] = {"ours_s": round(t_ours, 3), "peer_s": round(t_peer, 3),
                                                     "ratio": round(t_ours / t_peer, 3), "audio_s": seconds}
-        # the served WaveNet, else the work in progress (`checkpoints/wip/`), else random weights
-        found = [p for p in (engine.dir / "wavenet.pt", engine.dir / "wip" / "wavenet.pt") if p.is_file()]
-        result["wavenet_generation"] = wavenet_speed(checkpoint=found[0] if found else None)
+        served = engine.dir / "wavenet.pt"  # else the default config with random weights
+        result["wavenet_generation"] = wavenet_speed(checkpoint=served if served.is_file() else None)
     gc.collect()
     result["peak_rss_mb"] = round(_rss_mb(), 1)
     return result
