@@ -126,6 +126,7 @@ def test_wavenet_speed_reports_the_fold_sweep():
     assert r["fold_seconds"] == 0.075  # the default, chosen by the sweep and a copy-synthesis check (README)
     assert r["folded_rtf"] == r["folded_rtf_by_line"]["0.1s"] == r["fold_sweep"]["0.075s fold, 0.1s line"]
     assert min(r["fold_sweep"].values()) > 0 and r["naive_rtf"] > 0 and r["wavernn_rtf"] > 0
+    assert r["folded_python_rtf"] > 0 and r["unfolded_kernel_rtf"] > 0 and "loop" in r["kernel"]
     assert r["receptive_field"] == 1 + 2 * (2**8 - 1)
 
 

@@ -1,7 +1,9 @@
 import math
 
 import numpy as np
+import pytest
 import torch
+import torch.nn.functional as F
 
 from studio.vocoders.wavenet import WaveNet, WaveNetConfig, fold, mu_law_decode, mu_law_encode, stitch
 
@@ -35,7 +37,8 @@ def test_causality_future_samples_do_not_change_the_past():
     assert not torch.allclose(a[..., 27:], b[..., 27:])
 
 
-def test_incremental_generation_equals_full_convolution():
+@pytest.mark.parametrize("native_ok", [True, False], ids=["kernel", "python"])
+def test_incremental_generation_equals_full_convolution(native_ok):
     for kernel in (2, 3):
         torch.manual_seed(kernel)
         model = WaveNet(tiny(kernel_size=kernel)).eval()
@@ -43,7 +46,7 @@ def test_incremental_generation_equals_full_convolution():
         x = torch.randint(0, 32, (2, 48))
         with torch.no_grad():
             full = model.logits(x, mel, spk)
-        incremental = model.generate(mel, spk, teacher=x)
+        incremental = model.generate(mel, spk, teacher=x, native_ok=native_ok)
         torch.testing.assert_close(incremental, full, rtol=1e-4, atol=1e-4)
 
 
@@ -264,14 +267,15 @@ def test_the_predictor_read_off_the_mel_predicts_the_waveform():
     assert gain_db > 8.0, gain_db  # measured 11.1
 
 
-def test_lpc_incremental_generation_equals_full_convolution_and_is_causal():
+@pytest.mark.parametrize("native_ok", [True, False], ids=["kernel", "python"])
+def test_lpc_incremental_generation_equals_full_convolution_and_is_causal(native_ok):
     torch.manual_seed(3)
     model = WaveNet(_lpc_tiny()).eval()
     mel, spk = torch.randn(2, 3, 80) - 2, torch.tensor([0, 1])
     x = (torch.randn(2, 500) * 0.2).clamp(-1, 1)
     with torch.no_grad():
         full = model.logits(x, mel, spk)
-        incremental = model.generate(mel, spk, teacher=x)
+        incremental = model.generate(mel, spk, teacher=x, native_ok=native_ok)
         y = x.clone()
         y[:, 300:] += 0.3
         later = model.logits(y, mel, spk)
@@ -326,3 +330,66 @@ def test_sample_floor_never_draws_the_unlikely_tail():
     assert floored.min() >= 16 and torch.equal(floored, model.generate(mel, spk, seed=5))
     model.cfg.sample_floor = 1.0  # capped below 1 / C: still a valid draw, never an empty distribution
     assert model.generate(mel, spk, seed=5).min() >= 16
+
+
+def _drawn_classes(logits: torch.Tensor, draws: torch.Tensor, temperature: float, floor: float) -> torch.Tensor:
+    """The classes `generate`'s sampling rule picks from logits (B, C, T) at uniform draws (T, B)."""
+    probs = torch.softmax(logits.permute(2, 0, 1) / temperature, dim=-1)  # (T, B, C)
+    cdf = (probs - floor).clamp(min=0).cumsum(-1)
+    u = draws[..., None] * (cdf[..., -1:] if floor else 1.0)
+    return torch.searchsorted(cdf.contiguous(), u.contiguous())[..., 0].clamp(max=logits.shape[1] - 1).T
+
+
+@pytest.mark.parametrize("lpc", [False, True], ids=["mu-law", "lpc"])
+def test_native_kernel_draws_what_the_python_loop_would(lpc):
+    """The compiled loop's free samples, fed back as a teacher to the Python loop, are the classes its
+    sampling rule draws at the same uniform draws (a rounding difference may flip a draw that lands on
+    a class boundary, so almost all rather than all). Channels of 64 and 128 take the blocked
+    matrix products, with 3 rows left over after a block of 4."""
+    from studio.vocoders import native
+
+    if native._compiler() is None:
+        pytest.skip("no C compiler: generation runs in Python, which the other tests cover")
+    assert native.load() is not None
+    kw = dict(residual_channels=64, gate_channels=128, skip_channels=64, quantize_channels=256, temperature=0.8,
+              sample_floor=0.002)
+    cfg = _lpc_tiny(**kw) if lpc else tiny(hop_length=40, **kw)
+    torch.manual_seed(7)
+    model = WaveNet(cfg).eval()
+    mel, spk = torch.randn(7, 4, 80) - 2, torch.arange(7) % 2
+    with torch.no_grad():
+        free = model.generate(mel, spk, seed=11)
+        assert torch.equal(free, model.generate(mel, spk, seed=11))
+        logits = model.generate(mel, spk, teacher=free, native_ok=False)
+        keep = torch.ones_like(free, dtype=torch.bool)
+        if lpc:  # the sampled class is the residual's: the sample less the prediction from its past
+            drawn = torch.bucketize(free - model.predict(free, model.lpc(mel)), model.mu_edges, right=True)
+            # a sample clipped to +-1 hides its class, so the teacher-forced loop sees another one for
+            # a receptive field: compare only where nothing within it was clipped
+            clipped = F.pad((free.abs() >= 1).float(), (model.receptive_field, 0))[:, None]
+            keep = F.max_pool1d(clipped, model.receptive_field + 1, stride=1)[:, 0] == 0
+        else:
+            drawn = free
+    draws = torch.rand(free.shape[1], 7, 1, generator=torch.Generator().manual_seed(11))[..., 0]
+    expected = _drawn_classes(logits, draws, cfg.temperature, cfg.sample_floor)
+    assert keep.float().mean() > 0.3
+    assert (drawn == expected)[keep].float().mean() > 0.99  # measured 1.0 on both
+    python = model.generate(mel, spk, seed=11, native_ok=False)
+    torch.testing.assert_close(python[:, :20], free[:, :20])  # the same trajectory, up to rounding
+
+
+def test_native_kernel_can_be_switched_off_and_survives_a_broken_compiler(monkeypatch, tmp_path):
+    from studio.vocoders import native
+
+    monkeypatch.setattr(native, "_tried", False)
+    monkeypatch.setattr(native, "_lib", None)
+    monkeypatch.setenv("STUDIO_NATIVE", "0")
+    assert native.load() is None
+    monkeypatch.setattr(native, "_tried", False)
+    monkeypatch.delenv("STUDIO_NATIVE")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.setattr(native, "_compiler", lambda: "/bin/false")  # a "compiler" that always fails
+    assert native.load() is None
+    torch.manual_seed(0)
+    model = WaveNet(tiny()).eval()
+    assert model.generate(torch.randn(1, 3, 80), torch.tensor([0]), seed=1).shape == (1, 24)  # in Python

@@ -60,9 +60,12 @@ def speed_table(speed: dict) -> str:
     if wn:
         by_line = ", ".join(f"{k} line {v}" for k, v in wn.get("folded_rtf_by_line", {}).items())
         what = ", ".join(x for x in (wn.get("layers"), f"{wn['parameters'] / 1e6:.2f} M params") if x)
-        rows.append(f"| WaveNet, folded batch generation ({what}) | "
-                    f"{wn['folded_rtf']} | fold {wn['fold_seconds']} s{f' ({by_line})' if by_line else ''}; naive sample-by-sample "
-                    f"{wn['naive_rtf']}; torchaudio WaveRNN ({wn['wavernn_parameters'] / 1e6:.2f} M) {wn['wavernn_rtf']} |")
+        loops = (f"{wn['kernel']}; the same folds in the Python loop {wn['folded_python_rtf']}; one sequence "
+                 f"unfolded {wn['unfolded_kernel_rtf']}; " if "kernel" in wn else "")
+        rows.append(f"| WaveNet, folded batch generation ({what}) | {wn['folded_rtf']} | fold {wn['fold_seconds']} s"
+                    f"{f' ({by_line})' if by_line else ''}; {loops}naive sample-by-sample in Python "
+                    f"{wn['naive_rtf']}; torchaudio WaveRNN ({wn['wavernn_parameters'] / 1e6:.2f} M) "
+                    f"{wn['wavernn_rtf']} |")
     rows.append(f"\nPeak resident memory: {speed.get('peak_rss_mb')} MB, {speed.get('threads')} threads.")
     return "\n".join(rows)
 
@@ -99,7 +102,9 @@ def plot_rtf(speed: dict, path: Path) -> bool:
     bars += [(f"{n} (vocoder)", r["rtf"]) for n, r in speed.get("vocoder", {}).items()]
     wn = speed.get("wavenet_generation")
     if wn:
-        bars += [("WaveNet folded", wn["folded_rtf"]), ("WaveNet naive", wn["naive_rtf"]),
+        bars += [("WaveNet folded", wn["folded_rtf"])]
+        bars += [("WaveNet folded, Python loop", wn["folded_python_rtf"])] if "folded_python_rtf" in wn else []
+        bars += [("WaveNet naive", wn["naive_rtf"]),
                  ("torchaudio WaveRNN", wn["wavernn_rtf"])]
     if not bars:
         return False

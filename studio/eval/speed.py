@@ -142,11 +142,14 @@ def time_to_first_audio(engine, model: str, voice: str, sentences: list[str]) ->
 def wavenet_speed(line_seconds: tuple[float, ...] = (1.0, 3.0), naive_seconds: float = 0.25,
                   checkpoint: str | Path | None = None) -> dict:
     """WaveNet generation speed: folded batch generation of a short and a long line, fold sizes
-    around the default, naive sample-by-sample (one sequence, no folding), and torchaudio's
-    WaveRNN. With `checkpoint`, its model and settings (an LPC model costs more a sample);
-    without, the default config with random weights (speed does not depend on training)."""
+    around the default, the short line's folds through the Python loop instead of the compiled
+    one, one sequence without folding (compiled), naive sample-by-sample (one sequence in the
+    Python loop), and torchaudio's WaveRNN. With `checkpoint`, its model and settings (an LPC
+    model costs more a sample); without, the default config with random weights (speed does not
+    depend on training)."""
     from torchaudio.models import WaveRNN
 
+    from studio.vocoders import native
     from studio.vocoders.wavenet import WaveNet, WaveNetConfig, WaveNetVocoder
 
     audio = AudioConfig()
@@ -166,9 +169,14 @@ def wavenet_speed(line_seconds: tuple[float, ...] = (1.0, 3.0), naive_seconds: f
             mel = torch.randn(int(secs * audio.frames_per_second), audio.n_mels) - 4
             folds[f"{fold_s:g}s fold, {secs:g}s line"] = round(_time(lambda: voc.infer(mel.numpy()), 3) / secs, 3)
     cfg.fold_seconds = default_fold
+    short = torch.randn(int(min(line_seconds) * audio.frames_per_second), audio.n_mels) - 4
+    voc.native = False  # the same folds through the Python loop: what the compiled loop buys
+    t_python = _time(lambda: voc.infer(short.numpy()))
+    voc.native = True
     mel = torch.randn(int(max(line_seconds) * audio.frames_per_second), audio.n_mels) - 4
     n_naive = int(naive_seconds * audio.frames_per_second)
-    t_naive = _time(lambda: model.generate(mel[None, :n_naive], torch.tensor([0])))
+    t_naive = _time(lambda: model.generate(mel[None, :n_naive], torch.tensor([0]), native_ok=False))
+    t_one = _time(lambda: model.generate(mel[None, :n_naive], torch.tensor([0])))
     wavernn = WaveRNN(upsample_scales=[5, 5, 8], n_classes=256, hop_length=audio.hop_length, n_freq=audio.n_mels,
                       n_rnn=256, n_fc=256).eval()
     with torch.no_grad():
@@ -184,6 +192,10 @@ def wavenet_speed(line_seconds: tuple[float, ...] = (1.0, 3.0), naive_seconds: f
         "folded_rtf_by_line": {f"{k:g}s": v for k, v in rtf.items()},
         "fold_seconds": default_fold,
         "fold_sweep": folds,
+        "kernel": (f"compiled C loop, {native.threads()} threads" if native.load() is not None
+                   else "Python loop (no C compiler)"),
+        "folded_python_rtf": round(t_python / min(line_seconds), 3),
+        "unfolded_kernel_rtf": round(t_one / naive_seconds, 3),
         "naive_rtf": round(t_naive / naive_seconds, 3),
         "wavernn_rtf": round(t_rnn / naive_seconds, 3),
         "wavernn_parameters": sum(p.numel() for p in wavernn.parameters()),
