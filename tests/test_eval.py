@@ -122,9 +122,9 @@ def test_wavenet_speed_reports_the_fold_sweep():
     from studio.eval.speed import wavenet_speed
 
     r = wavenet_speed(line_seconds=(0.1,), naive_seconds=0.025)
-    assert set(r["fold_sweep"]) == {f"{f:g}s fold, 0.1s line" for f in (0.025, 0.05, 0.075, 0.1, 0.2, 0.4)}
-    assert r["fold_seconds"] == 0.075  # the default, chosen by the sweep and a copy-synthesis check (README)
-    assert r["folded_rtf"] == r["folded_rtf_by_line"]["0.1s"] == r["fold_sweep"]["0.075s fold, 0.1s line"]
+    assert set(r["fold_sweep"]) == {f"{f:g}s fold, 0.1s line" for f in (0.05, 0.1, 0.2, 0.4, 0.8)}
+    assert r["fold_seconds"] == 0.4  # the default, chosen by the sweep and a copy-synthesis check (README)
+    assert r["folded_rtf"] == r["folded_rtf_by_line"]["0.1s"] == r["fold_sweep"]["0.4s fold, 0.1s line"]
     assert min(r["fold_sweep"].values()) > 0 and r["naive_rtf"] > 0 and r["wavernn_rtf"] > 0
     assert r["folded_python_rtf"] > 0 and r["unfolded_kernel_rtf"] > 0 and "loop" in r["kernel"]
     assert r["receptive_field"] == 1 + 2 * (2**8 - 1)

@@ -69,6 +69,21 @@ def test_vocoder_folds_a_line_into_one_batch():
     assert np.array_equal(wav, voc.infer(mel, "rms", seed=3)) and not np.array_equal(wav, voc.infer(mel, "slt", seed=3))
 
 
+def test_vocoder_shares_a_line_out_evenly_between_folds(monkeypatch):
+    from studio.vocoders.wavenet import WaveNetVocoder
+
+    cfg = tiny(fold_seconds=8 * 5 / 16000, fold_warmup_seconds=8 * 2 / 16000, fold_shift_seconds=1 / 16000,
+               fold_crossfade_seconds=1 / 16000)
+    voc = WaveNetVocoder(WaveNet(cfg))
+    seen = []
+    generate = voc.model.generate
+    monkeypatch.setattr(voc.model, "generate", lambda *a, **kw: seen.append(kw["cond"].shape) or generate(*a, **kw))
+    assert voc.fold_geometry()[:3] == (5, 2, 1)
+    for n_mel, folds, frames in ((6, 2, 3), (10, 2, 5), (11, 3, 4), (3, 1, 3)):
+        assert voc.infer(torch.randn(n_mel, 80).numpy()).shape == (n_mel * 8,)
+        assert seen[-1] == (folds, cfg.cond_channels, 2 + frames + 1)  # warm-up + fold + look-ahead frames
+
+
 def test_vocoder_post_filter_pulls_its_output_toward_the_mel():
     from studio.audio import AudioConfig, mel_spectrogram
     from studio.vocoders.wavenet import WaveNetVocoder

@@ -163,7 +163,7 @@ def wavenet_speed(line_seconds: tuple[float, ...] = (1.0, 3.0), naive_seconds: f
         voc = WaveNetVocoder(model, audio=audio)  # the post-filter too, as the engine runs it
     default_fold = cfg.fold_seconds
     folds = {}
-    for fold_s in sorted({0.025, 0.05, 0.1, 0.2, 0.4, default_fold}):
+    for fold_s in sorted({0.05, 0.1, 0.2, 0.4, 0.8, default_fold}):
         cfg.fold_seconds = fold_s
         for secs in line_seconds:
             mel = torch.randn(int(secs * audio.frames_per_second), audio.n_mels) - 4
