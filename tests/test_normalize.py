@@ -246,6 +246,13 @@ SCORES_AND_CODES = [
     ("USD 5, 5 USD, USD 3.50, EUR 1.2m, CHF 3.50, ₹500",
      "five US dollars, five US dollars, three US dollars and fifty cents, one point two million euros, "
      "three Swiss francs fifty, five hundred rupees"),
+    # a number that names something, after a word that says so, in pairs
+    ("Meet me in Room 101 by Gate 12.", "Meet me in Room one oh one by Gate twelve."),
+    ("Flight 2490 and flight 1001 land after a Porsche 911.",
+     "Flight twenty-four ninety and flight ten oh one land after a Porsche nine eleven."),
+    ("Suite 100, Route 1900, a Boeing 737, Locker 007", "Suite one hundred, Route nineteen hundred, a Boeing seven "
+     "thirty-seven, Locker zero zero seven"),
+    ("Room 1,200 and 101 rooms", "Room one thousand two hundred and one hundred and one rooms"),
     ("Call 911, dial 5551234, called 100 people.",
      "Call nine one one, dial five five five one two three four, called one hundred people."),
     ("the 2024/25 season, FY2023 and FY'24", "the twenty twenty-four to twenty-five season, F Y twenty twenty-three "

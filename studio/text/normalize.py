@@ -915,6 +915,14 @@ _VIDEO_LINES = _re(r"(?<![\w.,])(240|360|480|576|720|1080|1440|2160|4320)([pi])\
 # "C#", "F# minor": a sharp note or the languages named after one (before "#" is dropped as a symbol)
 _SHARP = _re(r"(?<![\w#])([A-G])#(?![\w#])")
 _CODE_DIGITS = _re(r"(?<=\b[A-Z])\d{3,}\b|(?<=\b[A-Z]{2})\d{3,}\b|(?<=\b[A-Z]{3})\d{3,}\b")  # "BA2490"
+# A 3- or 4-digit number that names something rather than counts it, after a word that says so:
+# read in pairs as people say them ("Room 101": "room one oh one", "Flight 2490": "flight
+# twenty-four ninety", "a Boeing 737": "seven thirty-seven"), not "one hundred and one".
+_LABEL_WORDS = (
+    "room|rm|flight|gate|suite|apartment|apt|platform|bus|train|terminal|locker|cabin|ward|pier|berth"
+    "|route|highway|interstate|model|boeing|airbus|porsche|peugeot"
+)
+_LABEL_NUMBER = _re(rf"\b((?i:{_LABEL_WORDS}) )(\d{{3,4}})(?!\w|[.,/:-]\d)")
 _YEAR_NUMBER = _re(r"(?<![\w.,-])(1[1-9]\d\d|20\d\d)(?!\d|[.,]\d)")
 # A year by its era or after "year"/"AD", any century: "AD 1066", "1066 AD", "in the year 1066"
 _ERA = r"(?:BCE|BC|AD|CE|B ?C(?: ?E)?|A ?D|C ?E)"  # "A.D." is "A D" by now
@@ -1013,6 +1021,22 @@ def _say_range(m: re.Match) -> str:
     else:
         spoken = f"{spell_number(low)} to {spell_number(high)}"
     return _pad(m, spoken)
+
+
+def say_label_number(digits: str) -> str:
+    """A 3- or 4-digit name read in pairs: 101 "one oh one", 911 "nine eleven", 100 "one hundred",
+    2490 "twenty-four ninety", 1001 "ten oh one", 1900 "nineteen hundred", 007 "zero zero seven"."""
+    if digits[0] == "0" or len(digits) not in (3, 4):
+        return say_digits(digits)
+    head, tail = digits[:-2], digits[-2:]
+    if tail == "00":
+        return cardinal(int(digits)) if len(digits) == 3 or digits.endswith("000") else f"{cardinal(int(head))} hundred"
+    rest = f"oh {_DIGIT_WORDS[int(tail[1])]}" if tail[0] == "0" else cardinal(int(tail))
+    return f"{cardinal(int(head))} {rest}"
+
+
+def _say_label_number(m: re.Match) -> str:
+    return m.group(1) + say_label_number(m.group(2))
 
 
 def _say_era_year(m: re.Match) -> str:
@@ -1302,6 +1326,7 @@ _RULES = (
     _Rule("power", _POWER, _say_power),
     _Rule("thousands", _THOUSANDS, _say_thousands),
     _Rule("code digits", _CODE_DIGITS, _say_code_digits),
+    _Rule("label number", _LABEL_NUMBER, _say_label_number),
     _Rule("mixed fraction", _MIXED_FRACTION, _say_mixed_fraction),
     _Rule("fraction", _FRACTION, _say_fraction),
     _Rule("range", _RANGE, _say_range),
