@@ -1,4 +1,5 @@
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -408,3 +409,24 @@ def test_native_kernel_can_be_switched_off_and_survives_a_broken_compiler(monkey
     torch.manual_seed(0)
     model = WaveNet(tiny()).eval()
     assert model.generate(torch.randn(1, 3, 80), torch.tensor([0]), seed=1).shape == (1, 24)  # in Python
+
+
+def test_native_kernel_rebuilds_a_damaged_cached_library(tmp_path):
+    """A cached library cut short (a full disk, a killed build) is built again, not given up on.
+    In fresh processes: one that has the library loaded must not see its file rewritten."""
+    import os
+    import subprocess
+    import sys
+
+    from studio.vocoders import native
+
+    if native._compiler() is None:
+        pytest.skip("no C compiler")
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path)}
+    code = "from studio.vocoders import native; assert native.load() is not None"
+    root = Path(__file__).resolve().parents[1]
+    subprocess.run([sys.executable, "-c", code], env=env, cwd=root, check=True, timeout=300)
+    (built,) = (tmp_path / "dubbing-studio" / "native").glob("*.so")
+    built.write_bytes(b"not a shared library")
+    subprocess.run([sys.executable, "-c", code], env=env, cwd=root, check=True, timeout=300)
+    assert built.stat().st_size > 1000

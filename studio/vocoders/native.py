@@ -119,7 +119,12 @@ def load() -> ctypes.CDLL | None:
             log.warning("no C compiler found: WaveNet generation runs in Python (several times slower)")
             return None
         try:
-            lib = ctypes.CDLL(str(_build(cc)))
+            path = _build(cc)
+            try:
+                lib = ctypes.CDLL(str(path))
+            except OSError:  # a cached file cut short or damaged: build it again, once
+                path.unlink(missing_ok=True)
+                lib = ctypes.CDLL(str(_build(cc)))
         except (OSError, RuntimeError, subprocess.SubprocessError) as exc:
             log.warning("could not build the WaveNet kernel, generation runs in Python: %s", exc)
             return None
