@@ -204,7 +204,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     def synth_opts(p, voice_required=True):
         p.add_argument("--model", default="tacotron", help="acoustic model (tacotron, transformer)")
-        p.add_argument("--vocoder", default="griffinlim", help="vocoder (griffinlim, wavenet)")
+        p.add_argument("--vocoder", default="auto",
+                       help="vocoder (griffinlim, wavenet, or auto: per voice, the one measured best on it)")
         if voice_required:
             p.add_argument("--voice", required=True)
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 import os
 import re
 import threading
@@ -36,6 +37,8 @@ log = logging.getLogger(__name__)
 
 DEFAULT_DIR = Path(__file__).resolve().parent.parent / "checkpoints"
 MODEL_ALIASES = {"transformer": "transformer_tts", "griffin-lim": "griffinlim", "gl": "griffinlim"}
+# Not a checkpoint: per voice, the vocoder measured best on that voice (`Engine.pick_vocoder`).
+AUTO_VOCODER = "auto"
 SENTENCE_GAP_S = 0.2  # silence between sentences of one line
 MAX_LINE_CHARS = 2000  # longer lines are refused (configurable per Engine)
 
@@ -241,9 +244,34 @@ class Engine:
                 log.info("loaded %s in %.2f s", info.name, time.time() - t)
             return self._acoustic[info.name]
 
+    def vocoder_names(self) -> list[str]:
+        """What a vocoder setting may name: "auto", then every vocoder."""
+        return [AUTO_VOCODER] + [m.name for m in self.models("vocoder")]
+
+    def pick_vocoder(self, voice: str | None, audio: AudioConfig) -> str:
+        """What "auto" means for `voice`: a trained vocoder for `audio` whose copy synthesis of that
+        voice's held-out lines beat Griffin-Lim's on both PESQ and STOI (its checkpoint's
+        metrics["copy_synthesis"]["by_voice"]; the best PESQ of several), else Griffin-Lim."""
+        best, best_pesq = "griffinlim", -math.inf
+        for m in self.models("vocoder"):
+            v = ((m.metrics or {}).get("copy_synthesis") or {}).get("by_voice", {}).get(voice or "")
+            if m.audio != audio or not isinstance(v, dict):
+                continue
+            try:
+                better = v["pesq"] > v["griffinlim_pesq"] and v["stoi"] >= v["griffinlim_stoi"]
+            except (KeyError, TypeError):
+                continue
+            if better and v["pesq"] > best_pesq:
+                best, best_pesq = m.name, v["pesq"]
+        return best
+
+    def resolve_vocoder(self, name: str, voice: str | None, audio: AudioConfig) -> str:
+        return self.pick_vocoder(voice, audio) if self._resolve(name) == AUTO_VOCODER else name
+
     def vocoder(self, name: str, audio: AudioConfig, voice: str | None = None):
-        """A callable mel (T_mel, n_mels) -> wav for `audio`; a clear error when they cannot pair."""
-        info = self.info(name, "vocoder")
+        """A callable mel (T_mel, n_mels) -> wav for `audio`; a clear error when they cannot pair.
+        `name` may be "auto" (`pick_vocoder`)."""
+        info = self.info(self.resolve_vocoder(name, voice, audio), "vocoder")
         if info.model_type == "griffinlim":
             return lambda mel: griffin_lim(mel, audio)
         if info.audio != audio:
@@ -364,6 +392,7 @@ class Engine:
         _check_settings(speed, pitch)
         am = self.acoustic_model(model)
         speaker = self._speaker(am, voice)
+        vocoder = self.resolve_vocoder(vocoder, voice, am.audio)  # the take names the one that ran
         self.vocoder(vocoder, am.audio)  # refuse a mismatched pair before the acoustic work
         # a retake re-prepares clauses of already respelled text: only the phonemes still apply
         respellings, _ = split_lexicon(lexicon)

@@ -214,7 +214,7 @@ def parse_for_engine(engine: Engine, text: str, default_voice: str | None = None
     script = parse_script(text, voices=voices, default_voice=default_voice or voices[0],
                           voice_names=voice_names(engine),
                           models=[m.name for m in engine.models("acoustic")] + list(MODEL_ALIASES),
-                          vocoders=[m.name for m in engine.models("vocoder")],
+                          vocoders=engine.vocoder_names(),
                           max_lines=max_lines, max_line_chars=max_line_chars)
     if not any(not line.is_pause for line in script.lines):
         raise ScriptError("the script has no spoken lines")

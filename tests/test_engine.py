@@ -106,6 +106,33 @@ def test_vocoder_pairing_needs_matching_audio(tmp_path):
         eng.synthesize("Hi.", voice="slt", vocoder="wavenet")
 
 
+def test_auto_vocoder_picks_per_voice_what_was_measured_better(tmp_path, tiny_checkpoint_dir):
+    from studio.render import parse_for_engine
+    from studio.vocoders.wavenet import WaveNet, WaveNetConfig
+
+    (tmp_path / "tacotron.pt").write_bytes((tiny_checkpoint_dir / "tacotron.pt").read_bytes())
+    audio = AudioConfig()
+    wcfg = WaveNetConfig(n_mels=80, layers=2, stacks=1, residual_channels=4, gate_channels=8, skip_channels=4,
+                         n_speakers=3, fold_seconds=0.05)
+    gl = {"griffinlim_pesq": 2.0, "griffinlim_stoi": 0.95}
+    by_voice = {"slt": {"pesq": 2.5, "stoi": 0.96, **gl},  # better on both: the WaveNet
+                "rms": {"pesq": 2.5, "stoi": 0.94, **gl},  # clearer PESQ, less intelligible: Griffin-Lim
+                "awb": {"pesq": 1.9, "stoi": 0.97, **gl}}
+    save_checkpoint(tmp_path / "wavenet.pt", WaveNet(wcfg), "wavenet", wcfg, audio, None, SPEAKERS,
+                    metrics={"copy_synthesis": {"by_voice": by_voice}})
+    eng = Engine(tmp_path)
+    assert eng.vocoder_names() == ["auto", "griffinlim", "wavenet"]
+    assert {v: eng.pick_vocoder(v, audio) for v in ("slt", "rms", "awb", "nobody")} == {
+        "slt": "wavenet", "rms": "griffinlim", "awb": "griffinlim", "nobody": "griffinlim"}
+    assert eng.pick_vocoder("slt", AudioConfig(sample_rate=22050, hop_length=256, win_length=1024)) == "griffinlim"
+    take = eng.synthesize("Hi.", voice="slt", vocoder="auto", retake=False)
+    assert take.vocoder == "wavenet" and take.audio.size > 0  # the take names the vocoder that ran
+    assert eng.synthesize("Hi.", voice="rms", vocoder="auto", retake=False).vocoder == "griffinlim"
+    script = parse_for_engine(eng, "[vocoder=auto] slt: Hi.")
+    assert script.lines[0].settings["vocoder"] == "auto"
+    assert Engine(tiny_checkpoint_dir).pick_vocoder("slt", audio) == "griffinlim"  # no vocoder was trained
+
+
 def test_corrupt_and_hostile_checkpoints_are_skipped(tmp_path, tiny_checkpoint_dir):
     import pickle
 

@@ -215,7 +215,10 @@ def test_head_controls_follow_the_model(tmp_path):
 def test_voice_and_model_cards():
     assert "`rms`" in h.voice_cards()
     assert "tacotron" in h.model_cards() and "griffinlim" in h.model_cards()
+    assert "### auto (vocoder)" in h.model_cards() and "awb: griffinlim" in h.model_cards()  # no vocoder trained
+    assert h.vocoder_choices()[0] == "auto"
     assert Path(h.voice_sample("awb", "tacotron", "griffinlim", h.new_session())).is_file()
+    assert Path(h.voice_sample("awb", "tacotron", "auto", h.new_session())).is_file()
 
 
 def test_model_card_of_a_wavenet_shows_its_architecture_and_copy_synthesis(tmp_path):

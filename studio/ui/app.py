@@ -25,7 +25,7 @@ LIMITS_NOTE = (f"Limits: {h.LIMITS['max_line_chars']} characters per line, {h.LI
 def build_app() -> gr.Blocks:
     engine = h.get_engine()
     acoustic = h.model_choices("acoustic")
-    vocoders = h.model_choices("vocoder")
+    vocoders = h.vocoder_choices()
     default_model = "tacotron" if "tacotron" in acoustic else (acoustic[0] if acoustic else None)
     voices = h.voice_choices(default_model)
     default_voice = voices[0][1] if voices else None
@@ -50,7 +50,7 @@ def build_app() -> gr.Blocks:
                     gr.Markdown(LIMITS_NOTE)
                 with gr.Column(scale=2):
                     model = gr.Dropdown(acoustic, value=default_model, label="Model", elem_id="model")
-                    vocoder = gr.Dropdown(vocoders, value="griffinlim", label="Vocoder", elem_id="vocoder")
+                    vocoder = gr.Dropdown(vocoders, value="auto", label="Vocoder", elem_id="vocoder")
                     voice = gr.Dropdown(voices, value=default_voice, label="Default voice (lines without a speaker)",
                                         elem_id="voice")
                     speed = gr.Slider(0.5, 2.0, value=1.0, step=0.05, label="Speed (lines without their own)")
@@ -129,7 +129,7 @@ def build_app() -> gr.Blocks:
                     with gr.Column():
                         gr.Markdown(f"### {tag}")
                         m = gr.Dropdown(acoustic, value=default_model, label="Model")
-                        vc = gr.Dropdown(vocoders, value="griffinlim", label="Vocoder")
+                        vc = gr.Dropdown(vocoders, value="auto", label="Vocoder")
                         vo = gr.Dropdown(voices, value=voices[min(v_idx, len(voices) - 1)][1] if voices else None,
                                          label="Voice")
                         au = gr.Audio(label=f"{tag}: audio", interactive=False)
@@ -156,7 +156,7 @@ def build_app() -> gr.Blocks:
                 with gr.Column():
                     dub_voice = gr.Dropdown(voices, value=default_voice, label="Voice (cues without a speaker)")
                     dub_model = gr.Dropdown(acoustic, value=default_model, label="Model")
-                    dub_vocoder = gr.Dropdown(vocoders, value="griffinlim", label="Vocoder")
+                    dub_vocoder = gr.Dropdown(vocoders, value="auto", label="Vocoder")
                     max_rate = gr.Slider(1.0, 2.0, value=1.6, step=0.05, label="Fastest speed-up allowed")
                     background = gr.Audio(label="Background (optional): the original soundtrack or a music bed; "
                                           "the dub is mixed over it", type="filepath", sources=["upload"],
@@ -187,7 +187,7 @@ def build_app() -> gr.Blocks:
             with gr.Row():
                 sample_voice = gr.Dropdown(voices, value=default_voice, label="Voice")
                 sample_model = gr.Dropdown(acoustic, value=default_model, label="Model")
-                sample_vocoder = gr.Dropdown(vocoders, value="griffinlim", label="Vocoder")
+                sample_vocoder = gr.Dropdown(vocoders, value="auto", label="Vocoder")
                 sample_btn = gr.Button("Play sample")
             sample_audio = gr.Audio(label="Sample", interactive=False, type="filepath")
             sample_btn.click(h.voice_sample, [sample_voice, sample_model, sample_vocoder, session], sample_audio)

@@ -134,6 +134,10 @@ def model_choices(kind: str) -> list[str]:
     return [m.name for m in get_engine().models(kind)]
 
 
+def vocoder_choices() -> list[str]:
+    return get_engine().vocoder_names()
+
+
 def voice_choices(model: str | None = None) -> list[tuple[str, str]]:
     try:
         return [(f"{v.name} ({v.id})", v.id) for v in get_engine().voices(model)]
@@ -673,9 +677,10 @@ def voice_sample(voice: str, model: str, vocoder: str, session: dict):
     if not voice:
         raise gr.Error("Pick a voice.")
     shipped = ASSETS / "voices" / f"{model}_{voice}.wav"
-    if vocoder == "griffinlim" and shipped.is_file():
+    engine = get_engine()
+    if engine.resolve_vocoder(vocoder, voice, engine.acoustic_model(model).audio) == "griffinlim" and shipped.is_file():
         return str(shipped)
-    take = get_engine().synthesize(VOICE_SAMPLE, voice=voice, model=model, vocoder=vocoder)
+    take = engine.synthesize(VOICE_SAMPLE, voice=voice, model=model, vocoder=vocoder)
     return str(save_wav(_outdir(_session(session)) / f"sample_{model}_{voice}.wav", take.audio, take.sample_rate))
 
 
@@ -688,6 +693,15 @@ def model_cards() -> str:
             out.append("### griffinlim (vocoder)\nGriffin-Lim phase reconstruction from the mel (torchaudio, 32 "
                        "iterations, momentum 0.99). No training; works with "
                        "any acoustic model's audio settings.")
+            picks = []
+            for v in engine.voices():
+                try:
+                    picks.append(f"{v.id}: {engine.pick_vocoder(v.id, engine.acoustic_model(v.models[0]).audio)}")
+                except StudioError:
+                    continue
+            out.append("### auto (vocoder)\nPer voice, a trained vocoder whose copy synthesis of that voice's "
+                       "held-out lines beat Griffin-Lim on both PESQ and STOI, else Griffin-Lim"
+                       + (f" ({', '.join(picks)})." if picks else "."))
             continue
         params = ""
         if m.kind == "acoustic":
