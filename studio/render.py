@@ -60,6 +60,7 @@ class RenderedLine:
             "health": "healthy" if all(h["ok"] for h in health) else "; ".join(
                 h["verdict"] for h in health if not h["ok"]),
             "retakes": [r for h in health for r in h["retakes"]],
+            "vocoder": ", ".join(sorted({t.vocoder for t in self.takes})),  # what ran ("auto" picks per voice)
             "seed": self.seed,
             "error": self.error,
         }

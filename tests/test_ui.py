@@ -41,6 +41,7 @@ def test_generate_streams_line_by_line():
     assert len(updates) == 1 + 3 + 1  # start, one per spoken line, final
     table, line_audio, track, status, state = updates[-1]
     assert [row[0] for row in table] == [2, 3, 5] and [row[2] for row in table] == ["slt", "rms", "awb"]
+    assert len(table[0]) == len(h.LINE_HEADERS) and {row[-1] for row in table} == {"griffinlim"}  # what ran
     wav, sr = sf.read(track)
     assert sr == 16000 and len(wav) > 0
     assert "Done: 3 lines" in status

@@ -52,7 +52,7 @@ TAKE_FILE_TTL_S = 300.0  # a take's own file is only read while Gradio copies it
 MAX_UPLOAD_BYTES = int(os.environ.get("STUDIO_MAX_UPLOAD_BYTES", 5_000_000))
 LIMITS = {"max_line_chars": int(os.environ.get("STUDIO_MAX_LINE_CHARS", 2000)),
           "max_lines": int(os.environ.get("STUDIO_MAX_LINES", 200))}
-LINE_HEADERS = ["#", "line", "voice", "start (s)", "end (s)", "health", "retakes", "RTF"]
+LINE_HEADERS = ["#", "line", "voice", "start (s)", "end (s)", "health", "retakes", "RTF", "vocoder"]
 DUB_HEADERS = ["cue", "text", "voice", "slot (s)", "slot length", "spoken length", "rate", "fits", "overrun"]
 
 _engine: Engine | None = None
@@ -228,7 +228,7 @@ def _line_row(rl: RenderedLine) -> list:
     rtf = np.mean([t.timings["rtf"] for t in rl.takes]) if rl.takes else 0.0
     badge = "✓ healthy" if r["health"] == "healthy" else f"⚠ {r['health']}"
     return [r["line"], rl.text, rl.voice or "", r["start"], r["end"], badge, ", ".join(r["retakes"]) or "-",
-            round(float(rtf), 3)]
+            round(float(rtf), 3), r["vocoder"]]
 
 
 def _table(lines: list[RenderedLine], rows: list[list] | None = None) -> list[list]:
@@ -423,7 +423,7 @@ def open_project(path, session: dict):
     s = project.get("settings", {})
     rows = [[r["line"], r["text"], r.get("voice") or "", r["start"], r["end"],
              "✓ healthy" if r["health"] == "healthy" else f"⚠ {r['health']}", ", ".join(r.get("retakes", [])) or "-",
-             ""] for r in project.get("lines", [])]
+             "", r.get("vocoder", "")] for r in project.get("lines", [])]
     seeds = {int(r["line"]): int(r.get("seed", 0)) for r in project.get("lines", []) if "line" in r}
     session.update(lines=[], source=project["source"], settings=s, result=None, line_seeds=seeds)
     return (project["source"], s.get("model", "tacotron"), s.get("vocoder", "griffinlim"),
