@@ -4,10 +4,12 @@ Voices and Models tabs. Layout and wiring only; behaviour lives in `studio.ui.ha
 from __future__ import annotations
 
 import os
+import threading
 
 import gradio as gr
 
 from studio.ui import handlers as h
+from studio.vocoders import native
 
 CSS = """
 #status {min-height: 2.5em}
@@ -200,6 +202,8 @@ def build_app() -> gr.Blocks:
 def launch(host: str | None = None, port: int | None = None, **kwargs) -> None:
     """Serve the studio. Binds 127.0.0.1 unless STUDIO_HOST (or `host`) says otherwise."""
     app = build_app()
+    # build the WaveNet kernel now (about a second, once per machine), not on the first WaveNet take
+    threading.Thread(target=native.load, name="wavenet-kernel", daemon=True).start()
     app.queue(default_concurrency_limit=int(os.environ.get("STUDIO_CONCURRENCY", "2")), max_size=64)
     app.launch(server_name=host or os.environ.get("STUDIO_HOST", "127.0.0.1"),
                server_port=port or int(os.environ.get("STUDIO_PORT", "7860")),
