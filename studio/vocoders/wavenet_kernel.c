@@ -281,7 +281,8 @@ static void *slice_main(void *arg) {
     return NULL;
 }
 
-/* Returns 0 on success, 1 if memory or a thread could not be had. */
+/* Returns 0 on success, 1 if a slice could not allocate its buffers (a thread that cannot be
+   started runs its slice on the calling thread instead). */
 int wavenet_generate(const Job *job, int threads) {
     if (threads > job->B) threads = job->B;
     if (threads < 1) threads = 1;
