@@ -252,6 +252,9 @@ SCORES_AND_CODES = [
      "Flight twenty-four ninety and flight ten oh one land after a Porsche nine eleven."),
     ("Suite 100, Route 1900, a Boeing 737, Locker 007", "Suite one hundred, Route nineteen hundred, a Boeing seven "
      "thirty-seven, Locker zero zero seven"),
+    ("Text STOP to 12345. Text \"WIN\" to 80080, sent a text to 12345 people.",
+     "Text STOP to one two three four five. Text WIN to eight zero zero eight zero, sent a text to twelve thousand "
+     "three hundred and forty-five people."),
     ("Room 1,200 and 101 rooms", "Room one thousand two hundred and one hundred and one rooms"),
     ("Call 911, dial 5551234, called 100 people.",
      "Call nine one one, dial five five five one two three four, called one hundred people."),

@@ -923,6 +923,8 @@ _LABEL_WORDS = (
     "|route|highway|interstate|model|boeing|airbus|porsche|peugeot"
 )
 _LABEL_NUMBER = _re(rf"\b((?i:{_LABEL_WORDS}) )(\d{{3,4}})(?!\w|[.,/:-]\d)")
+# An SMS short code is dialled, digit by digit: "Text WIN to 80080", "text STOP to 12345"
+_SHORT_CODE = _re(r"\b((?i:text|txt|sms)\s+[\"']?[A-Za-z]+[\"']?\s+to\s+)(\d{4,6})(?![\w,.-]\d|\w)")
 _YEAR_NUMBER = _re(r"(?<![\w.,-])(1[1-9]\d\d|20\d\d)(?!\d|[.,]\d)")
 # A year by its era or after "year"/"AD", any century: "AD 1066", "1066 AD", "in the year 1066"
 _ERA = r"(?:BCE|BC|AD|CE|B ?C(?: ?E)?|A ?D|C ?E)"  # "A.D." is "A D" by now
@@ -1327,6 +1329,7 @@ _RULES = (
     _Rule("thousands", _THOUSANDS, _say_thousands),
     _Rule("code digits", _CODE_DIGITS, _say_code_digits),
     _Rule("label number", _LABEL_NUMBER, _say_label_number),
+    _Rule("short code", _SHORT_CODE, lambda m: m.group(1) + say_digits(m.group(2))),
     _Rule("mixed fraction", _MIXED_FRACTION, _say_mixed_fraction),
     _Rule("fraction", _FRACTION, _say_fraction),
     _Rule("range", _RANGE, _say_range),
