@@ -405,9 +405,7 @@ class WaveNet(nn.Module):
         w_cond = torch.cat([b.cond.weight[:, :, 0] * gate[:, None] for b in blocks])  # (L*G, cond)
         const = torch.stack([(b.speaker(g) + b.conv.bias) * gate for b in blocks])  # (L, B, G)
         a = torch.einsum("kc,bcf->fbk", w_cond, c).reshape(-1, B, L, 2 * H).permute(0, 2, 1, 3) + const
-        a_next = torch.cat([a[1:], a[-1:]])
-        start = a.contiguous().unbind(0)  # [frame] -> (L, B, G)
-        delta = (a_next - a).contiguous().unbind(0)
+        delta = torch.cat([a[1:], a[-1:]]) - a  # to the next frame's (the last frame holds)
 
         taps = [[(b.conv.weight[:, :, j] * gate[:, None]).T.contiguous() for j in range(k)] for b in blocks]
         w_res = [b.res.weight[:, :, 0].T.contiguous() for b in blocks]  # (H, R)
@@ -422,7 +420,7 @@ class WaveNet(nn.Module):
         if lib is not None:
             gen = torch.Generator(device=dev).manual_seed(seed)
             tensors = {
-                "dil": torch.tensor(dil), "start": a, "delta": a_next - a, "w_res": torch.stack(w_res),
+                "dil": torch.tensor(dil), "start": a, "delta": delta, "w_res": torch.stack(w_res),
                 "taps": torch.stack([torch.stack(t) for t in taps]), "w_skip": w_skip, "b_skip": b_skip,
                 "h1": h1, "b1": b1, "h2": h2, "b2": b2, "table": table,
                 "draws": None if teacher is not None else torch.rand(T, B, 1, generator=gen, device=dev)[..., 0],
@@ -440,6 +438,7 @@ class WaveNet(nn.Module):
                 return out.permute(1, 2, 0).contiguous()
             return out.T.contiguous() if P else out.T.long().contiguous()
 
+        start, delta = a.contiguous().unbind(0), delta.contiguous().unbind(0)  # [frame] -> (L, B, G)
         # Buffers: ring[l] holds layer l's last (k-1)*d + 1 inputs, the newest at t % len.
         size = [(k - 1) * d + 1 for d in dil]
         ring = [torch.zeros(n, B, cfg.residual_channels, device=dev).unbind(0) for n in size]
